@@ -1,0 +1,188 @@
+"""Core commands: doctor, tiny-model, merge, fold, fuse, generate."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from mlx_lc import adapters as adapters_io
+from mlx_lc import calibration as calib_io
+from mlx_lc.errors import MlxLcError
+from mlx_lc.merge import MergeConfig, merge as merge_loras
+from mlx_lc.merges import METHODS
+
+from . import main
+
+
+def parse_weights(value: str | None) -> list[float] | None:
+    if not value:
+        return None
+    try:
+        return [float(x) for x in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+
+
+model_option = click.option("--model", "-m", required=True, help="Base model: Hugging Face repo id or local folder.")
+adapter_option = click.option("--adapter", "-a", "adapters", multiple=True,
+                              help="Single-task LoRA folder (mlx-lm or PEFT format); repeat for each task.")
+merge_options = [
+    click.option("--method", "--merge", "method", default="linear", show_default=True,
+                  type=click.Choice(list(METHODS)), help="How to merge several adapters."),
+    click.option("--weights", callback=lambda c, p, v: parse_weights(v), help="Per-adapter weights, e.g. 0.5,0.5."),
+    click.option("--density", default=0.5, show_default=True, type=float, help="ties/dare/magnitude_prune: fraction kept."),
+    click.option("--rank", type=int, help="svd and delta-level merges: output rank (default: sum of ranks)."),
+    click.option("--seed", default=0, show_default=True, type=int, help="Random seed (dare)."),
+]
+
+
+def with_merge_options(f):
+    for opt in reversed(merge_options):
+        f = opt(f)
+    return f
+
+
+def merged_adapter(model: str, adapters, method, weights, density, rank, seed, calibration=None):
+    """Load the model lazily, validate adapters, merge (and fold a calibration) -> LoRA."""
+    from mlx_lc.generate import load_base
+
+    if not adapters:
+        raise MlxLcError("give at least one --adapter")
+    m, _ = load_base(model, lazy=True)
+    loras = adapters_io.load_for(m, adapters, model)
+    if calibration is not None:
+        recorded = calib_io.read_config(calibration).get("merge", {})
+        cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
+        merged = merge_loras(loras, cfg)
+        return calib_io.fold(merged, calib_io.load(calibration, merged))
+    return merge_loras(loras, MergeConfig(method, weights, density, rank, seed))
+
+
+@main.command()
+def doctor():
+    """Print versions, device, the BLAS in use and optional parts."""
+    import mlx.core as mx
+
+    from mlx_lc import _blas
+
+    def version(dist):  # metadata only: importing coremltools on Linux prints warnings
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    click.echo(f"mlx-lc           {sys.modules['mlx_lc'].__version__}")
+    click.echo(f"python           {platform.python_version()} ({platform.system()} {platform.machine()})")
+    for dist in ("mlx", "mlx-lm", "numpy", "huggingface-hub", "transformers", "click"):
+        click.echo(f"{dist:<16} {version(dist)}")
+    metal = mx.metal.is_available() if hasattr(mx, "metal") else False
+    click.echo(f"device           {mx.default_device()} ({'Metal' if metal else 'CPU backend'})")
+    click.echo(f"blas             {_blas.LOADED or 'bundled reference BLAS'}{' (' + _blas.REASON + ')' if _blas.REASON else ''}")
+    for dist, extra in (("coremltools", "coreml"), ("rouge-score", "eval"), ("matplotlib", "eval")):
+        click.echo(f"{dist:<16} {version(dist)}  (optional: pip install 'mlx-lc[{extra}]')")
+    click.echo(f"{'swift':<16} {shutil.which('swift') or 'not found'}")
+
+
+@main.command("tiny-model")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--seed", default=0, show_default=True)
+@click.option("--hidden", default=64, show_default=True)
+@click.option("--layers", default=2, show_default=True)
+@click.option("--vocab", default=512, show_default=True, help="Tokenizer vocabulary size (BPE).")
+@click.option("--heads", default=4, show_default=True)
+@click.option("--kv-heads", default=2, show_default=True)
+@click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Text file to train the tokenizer on (default: a small built-in corpus).")
+def tiny_model(out, seed, hidden, layers, vocab, heads, kv_heads, corpus):
+    """Write a tiny random Llama model with a locally trained tokenizer to OUT (offline)."""
+    from mlx_lc.tiny import TinyConfig, write_tiny_model
+
+    texts = corpus.read_text().splitlines() if corpus else None
+    write_tiny_model(out, TinyConfig(hidden=hidden, layers=layers, vocab=vocab, heads=heads,
+                                     kv_heads=kv_heads, seed=seed), texts)
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@model_option
+@adapter_option
+@with_merge_options
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output adapter folder.")
+def merge(model, adapters, method, weights, density, rank, seed, out):
+    """Merge single-task LoRAs into one mlx-lm adapter."""
+    lora = merged_adapter(model, adapters, method, weights, density, rank, seed)
+    adapters_io.write_mlx(lora, out)
+    info = lora.meta.get("merge", {})
+    err = info.get("refactor_max_rel_error")
+    click.echo(f"wrote {out} ({method}, rank {lora.rank}, {lora.num_params():,} params"
+               + (f", re-factor error {err:.2e}" if err is not None else "") + ")")
+
+
+@main.command()
+@model_option
+@adapter_option
+@click.option("--calibration", "-c", required=True, type=click.Path(path_type=Path), help="Calibration folder.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output adapter folder.")
+def fold(model, adapters, calibration, out):
+    """Fold merge + calibration into one ordinary mlx-lm LoRA adapter."""
+    lora = merged_adapter(model, adapters, None, None, None, None, 0, calibration)
+    adapters_io.write_mlx(lora, out)
+    click.echo(f"wrote {out} (rank {lora.rank}, {lora.num_params():,} params)")
+
+
+@main.command()
+@model_option
+@adapter_option
+@with_merge_options
+@click.option("--calibration", "-c", type=click.Path(path_type=Path), help="Calibration folder to fold in first.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output model folder.")
+def fuse(model, adapters, method, weights, density, rank, seed, calibration, out):
+    """Fuse the (merged, calibrated) update into the weights; write a full model folder."""
+    from mlx_lc.fuse import fuse as fuse_model
+
+    lora = merged_adapter(model, adapters, method, weights, density, rank, seed, calibration)
+    fuse_model(model, lora, out, extra={"fused_from": lora.meta})
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@model_option
+@adapter_option
+@with_merge_options
+@click.option("--calibration", "-c", type=click.Path(path_type=Path), help="Calibration folder.")
+@click.option("--task", "-t", help="Task or composition, e.g. summarize, es, summarize+es.")
+@click.option("--multi-step", is_flag=True, help="Two passes: primary adapter, then secondary on its output.")
+@click.option("--prompt", "-p", required=True, help="Input text, or - to read stdin.")
+@click.option("--max-tokens", default=256, show_default=True)
+@click.option("--temp", default=0.0, show_default=True)
+@click.option("--top-p", default=0.0, show_default=True)
+@click.option("--min-p", default=0.0, show_default=True)
+@click.option("--top-k", default=0, show_default=True)
+def generate(model, adapters, method, weights, density, rank, seed, calibration, task, multi_step, prompt,
+             max_tokens, temp, top_p, min_p, top_k):
+    """Generate in one pass with merged (and calibrated) adapters; streams tokens."""
+    from mlx_lc import generate as gen
+
+    text = sys.stdin.read() if prompt == "-" else prompt
+    if not text.strip():
+        raise MlxLcError("empty prompt")
+    sampling = dict(max_tokens=max_tokens, temp=temp, top_p=top_p, min_p=min_p, top_k=top_k, seed=seed)
+    if multi_step:
+        if len(adapters) != 2 or calibration:
+            raise MlxLcError("--multi-step takes exactly two adapters (primary, then secondary) and no calibration")
+        if not task:
+            raise MlxLcError("--multi-step needs --task primary+secondary")
+        m, tok = gen.load_base(model)
+        primary, secondary = adapters_io.load_for(m, adapters, model)
+        _, out = gen.multi_step(m, tok, primary, secondary, text, task, **sampling)
+        click.echo(out)
+        return
+    m, tok = gen.load(model, adapters, method, weights, calibration, density, rank, seed)
+    for piece in gen.stream(m, tok, text, task, **sampling):
+        click.echo(piece, nl=False)
+    click.echo()

@@ -1,0 +1,15 @@
+"""mlx-lc: compositional multi-tasking for on-device LLMs (LoRA merges + Learnable Calibration).
+
+Importing mlx_lc first loads an optimised BLAS on Linux so mlx's CPU matmuls run fast.
+"""
+
+from . import _blas
+
+_blas.preload()
+
+__version__ = "0.1.0"
+
+from .errors import MlxLcError  # noqa: E402
+from .generate import generate, load  # noqa: E402
+
+__all__ = ["load", "generate", "MlxLcError", "__version__"]

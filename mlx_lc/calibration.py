@@ -1,0 +1,215 @@
+"""Learnable Calibration (Bohdal et al., EMNLP 2025): a tiny correction on top of a linear LoRA
+merge, with parameters *shared by all layers* for each module type.
+
+    lc, scale:  y = W0 x + s * diag(p) B'A' x                (p: d_out, init 1)
+    lc, bias:   y = W0 x + s * B'A' x + p (1^T x)            (p: d_out, init 0)
+    lc++:       y = W0 x + s * B'A' x + (x @ calib_a) @ calib_b   (calib_a: d_in x k, calib_b: k x d_out, init 0)
+
+The calibration term is unscaled. Each variant folds into an ordinary LoRA of rank r, r+1 or r+k,
+so a calibrated composition ships as a standard mlx-lm adapter (see `fold`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten, tree_unflatten
+
+from .adapters import LoRA, split_path
+from .errors import MlxLcError
+from .io import atomic_dir, load_safetensors, read_json, write_json
+
+WEIGHTS, CONFIG = "calibration.safetensors", "calibration_config.json"
+VARIANTS = ("lc", "lc++")
+MODES = ("scale", "bias")
+
+
+@dataclass
+class CalibrationConfig:
+    variant: str = "lc"  # "lc" (vector per module type) or "lc++" (rank-k pair per module type)
+    mode: str = "scale"  # lc only: "scale" (diag(p) B'A') or "bias" (B'A' + p 1^T)
+    rank: int = 4  # lc++ only: k
+    seed: int = 0  # init of calib_a
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise MlxLcError(f"unknown calibration variant {self.variant!r}; choose lc or lc++")
+        if self.mode not in MODES:
+            raise MlxLcError(f"unknown calibration mode {self.mode!r}; choose scale or bias")
+        if self.variant == "lc++" and self.rank < 1:
+            raise MlxLcError(f"lc++ rank must be positive, got {self.rank}")
+
+
+def module_shapes(lora: LoRA) -> dict[str, tuple[int, int]]:
+    """Module type (path inside a block) -> (d_in, d_out); every layer must agree."""
+    shapes: dict[str, tuple[int, int]] = {}
+    for path, (a, b) in lora.factors.items():
+        rel = split_path(path)[2]
+        shape = (a.shape[0], b.shape[1])
+        if shapes.setdefault(rel, shape) != shape:
+            raise MlxLcError(f"{rel} has different shapes across layers; a shared calibration needs one")
+    return shapes
+
+
+class Calibration(nn.Module):
+    """The trainable parameters: one small set per module type, shared by every layer."""
+
+    def __init__(self, cfg: CalibrationConfig, shapes: dict[str, tuple[int, int]]):
+        super().__init__()
+        self._cfg = cfg
+        self._shapes = dict(shapes)
+        key = mx.random.key(cfg.seed)
+        flat = []
+        for i, (rel, (d_in, d_out)) in enumerate(sorted(shapes.items())):
+            if cfg.variant == "lc":
+                flat.append((f"{rel}.p", mx.ones((d_out,)) if cfg.mode == "scale" else mx.zeros((d_out,))))
+            else:
+                # calib_b = 0 so that step 0 is exactly the linear merge; calib_a as LoRA's a.
+                bound = 1 / math.sqrt(d_in)
+                k = mx.random.fold_in(key, i) if hasattr(mx.random, "fold_in") else mx.random.split(key, i + 1)[i]
+                flat.append((f"{rel}.calib_a", mx.random.uniform(-bound, bound, (d_in, cfg.rank), key=k)))
+                flat.append((f"{rel}.calib_b", mx.zeros((cfg.rank, d_out))))
+        for name, value in tree_unflatten(flat).items():
+            setattr(self, name, value)
+
+    @property
+    def config(self) -> CalibrationConfig:
+        return self._cfg
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, int]]:
+        return self._shapes
+
+    def term(self, rel: str) -> dict:
+        node = self
+        for part in rel.split("."):
+            node = node[part]
+        return node
+
+    def tensors(self) -> dict[str, mx.array]:
+        return dict(tree_flatten(self.parameters()))
+
+    def num_params(self) -> int:
+        return sum(v.size for v in self.tensors().values())
+
+
+class CalibratedLoRALinear(nn.Module):
+    """A linear layer with a merged LoRA (frozen) and a reference to the shared calibration."""
+
+    def __init__(self, linear: nn.Module, a: mx.array, b: mx.array, scale: float,
+                 calibration: Calibration, rel: str):
+        super().__init__()
+        self.linear = linear
+        self.lora_a, self.lora_b = a, b
+        self.scale = scale
+        # Underscored: not a child, so the shared parameters appear once, under model.calibration.
+        self._calibration, self._rel = calibration, rel
+
+    def __call__(self, x):
+        y = self.linear(x)
+        cfg, t = self._calibration.config, self._calibration.term(self._rel)
+        z = (x @ self.lora_a) @ self.lora_b
+        if cfg.variant == "lc" and cfg.mode == "scale":
+            z = z * t["p"]
+        out = self.scale * z
+        if cfg.variant == "lc" and cfg.mode == "bias":
+            out = out + x.sum(axis=-1, keepdims=True) * t["p"]
+        elif cfg.variant == "lc++":
+            out = out + (x @ t["calib_a"]) @ t["calib_b"]
+        return y + out.astype(x.dtype)
+
+
+def apply(model: nn.Module, merged: LoRA, calibration: Calibration) -> nn.Module:
+    """Wrap every module the merged adapter touches; attach the calibration as `model.calibration`."""
+    modules = dict(model.named_modules())
+    layers = []
+    for path, (a, b) in merged.factors.items():
+        rel = split_path(path)[2]
+        base = modules[path]
+        base = base.linear if hasattr(base, "lora_a") else base
+        layers.append((path, CalibratedLoRALinear(base, a, b, merged.scale, calibration, rel)))
+    model.update_modules(tree_unflatten(layers))
+    model.calibration = calibration
+    return model
+
+
+def fold(merged: LoRA, calibration: Calibration) -> LoRA:
+    """Fold merge + calibration into one ordinary LoRA (same outputs, same scale)."""
+    cfg, s = calibration.config, merged.scale
+    out = {}
+    for path, (a, b) in merged.factors.items():
+        a, b = a.astype(mx.float32), b.astype(mx.float32)
+        t = calibration.term(split_path(path)[2])
+        if cfg.variant == "lc" and cfg.mode == "scale":  # diag(p) B'A'  ->  b * p
+            out[path] = (a, b * t["p"][None, :])
+        elif cfg.variant == "lc":  # B'A' + p 1^T  ->  rank r+1: [a | 1], [b ; p/s]
+            out[path] = (mx.concatenate([a, mx.ones((a.shape[0], 1))], axis=1),
+                         mx.concatenate([b, t["p"][None, :] / s], axis=0))
+        else:  # B'A' + P2 P1  ->  rank r+k: [a | calib_a], [b ; calib_b/s]
+            out[path] = (mx.concatenate([a, t["calib_a"]], axis=1),
+                         mx.concatenate([b, t["calib_b"] / s], axis=0))
+    mx.eval(out)
+    meta = {**merged.meta, "calibration": asdict(cfg)}
+    return LoRA(out, s, base_model=merged.base_model, base_arch=merged.base_arch,
+                source=f"folded {cfg.variant}", meta=meta)
+
+
+# ---------------------------------------------------------------- files
+
+def save(calibration: Calibration, merged: LoRA, out: str | Path, extra: dict | None = None) -> Path:
+    tensors = calibration.tensors()
+    cfg = calibration.config
+    config = {
+        **asdict(cfg),
+        "modules": sorted(calibration.shapes),
+        "shapes": {k: list(v) for k, v in sorted(calibration.shapes.items())},
+        "merge": merged.meta.get("merge", {"method": "linear"}),
+        "base_model": merged.base_model,
+        "base_arch": merged.base_arch,
+        "sources": merged.meta.get("sources", []),
+        "num_params": calibration.num_params(),
+        "bytes_fp16": 2 * calibration.num_params(),
+        **(extra or {}),
+    }
+    with atomic_dir(out) as tmp:
+        mx.save_safetensors(str(tmp / WEIGHTS), tensors, metadata={"format": "mlx"})
+        write_json(tmp / CONFIG, config)
+    return Path(out)
+
+
+def read_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_dir():
+        raise MlxLcError(f"calibration folder not found: {path}")
+    return read_json(path / CONFIG)
+
+
+def load(path: str | Path, merged: LoRA) -> Calibration:
+    """Load a calibration and check it belongs to this merge (modules, shapes, source adapters)."""
+    path = Path(path)
+    raw = read_config(path)
+    try:
+        cfg = CalibrationConfig(raw["variant"], raw.get("mode", "scale"), int(raw.get("rank", 4)))
+    except KeyError as e:
+        raise MlxLcError(f"{path}/{CONFIG}: missing field {e}") from None
+    recorded = Counter(s.get("sha256") for s in raw.get("sources", []) if s.get("sha256"))
+    given = Counter(s.get("sha256") for s in merged.meta.get("sources", []) if s.get("sha256"))
+    if recorded and given and recorded != given:
+        raise MlxLcError(f"{path} was trained for other adapters (sha256 of the sources differ): "
+                         + ", ".join(s.get("path") or "?" for s in raw["sources"]))
+    calib = Calibration(cfg, module_shapes(merged))
+    tensors = load_safetensors(path / WEIGHTS)
+    expected = calib.tensors()
+    errors = [f"{k}: missing" for k in sorted(set(expected) - set(tensors))]
+    errors += [f"{k}: unexpected" for k in sorted(set(tensors) - set(expected))]
+    errors += [f"{k}: shape {tuple(tensors[k].shape)}, expected {tuple(v.shape)}"
+               for k, v in sorted(expected.items()) if k in tensors and tensors[k].shape != v.shape]
+    if errors:
+        raise MlxLcError(f"{path} does not fit the merged adapters: " + "; ".join(errors))
+    calib.load_weights(list(tensors.items()))
+    return calib

@@ -1,0 +1,132 @@
+"""Load a base model with merged (and calibrated) adapters, and generate in one pass.
+
+Mirrors mlx-lm: `load(...) -> (model, tokenizer)` and `generate(model, tokenizer, prompt, ...)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_unflatten
+
+from . import adapters as adapters_io
+from . import calibration as calib_io
+from . import tasks
+from .adapters import LoRA
+from .errors import MlxLcError
+from .merge import MergeConfig, merge
+
+
+def load_base(model: str, lazy: bool = False):
+    """mlx_lm.load with one-line errors (missing folder, unreachable hub, no safetensors)."""
+    import mlx_lm
+
+    try:
+        return mlx_lm.load(model, lazy=lazy)
+    except FileNotFoundError as e:
+        raise MlxLcError(f"cannot load model {model!r}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # hub errors, bad configs: one line is enough for a user
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MlxLcError(f"cannot load model {model!r}: {msg}") from None
+
+
+def apply_lora(model: nn.Module, lora: LoRA) -> nn.Module:
+    """Replace each target linear with mlx-lm's LoRALinear holding the adapter's factors."""
+    from mlx_lm.tuner.lora import LoRALinear
+
+    modules = dict(model.named_modules())
+    layers = []
+    for path, (a, b) in lora.factors.items():
+        base = modules[path]
+        base = getattr(base, "linear", base)  # replace an adapter already there
+        layer = LoRALinear.from_base(base, r=a.shape[1], scale=lora.scale, dropout=0.0)
+        layer.lora_a, layer.lora_b = a.astype(mx.float32), b.astype(mx.float32)
+        layers.append((path, layer))
+    model.update_modules(tree_unflatten(layers))
+    return model
+
+
+def remove_adapters(model: nn.Module) -> nn.Module:
+    """Put the base linears back (undoes apply_lora and calibration.apply)."""
+    layers = [(p, m.linear) for p, m in model.named_modules() if hasattr(m, "lora_a") and hasattr(m, "linear")]
+    if layers:
+        model.update_modules(tree_unflatten(layers))
+    if "calibration" in model:
+        del model["calibration"]
+    return model
+
+
+def compose(model: nn.Module, adapter_paths: Sequence[str | Path], merge_cfg: MergeConfig | None = None,
+            calibration: str | Path | None = None, model_name: str | None = None) -> LoRA | None:
+    """Attach adapters to a loaded model: one as is, several merged, optionally calibrated.
+
+    Returns the adapter that now runs (for a calibration: the merge underneath it).
+    """
+    if not adapter_paths:
+        if calibration:
+            raise MlxLcError("a calibration needs the adapters it was trained on (--adapter)")
+        return None
+    loras = adapters_io.load_for(model, adapter_paths, model_name)
+    if calibration is not None:
+        recorded = calib_io.read_config(calibration).get("merge", {})
+        cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
+        merged = merge(loras, cfg)
+        calib_io.apply(model, merged, calib_io.load(calibration, merged))
+        return merged
+    merged = merge(loras, merge_cfg or MergeConfig()) if len(loras) > 1 else loras[0]
+    apply_lora(model, merged)
+    return merged
+
+
+def load(model: str, adapters: Sequence[str | Path] = (), merge: str = "linear",
+         weights: Sequence[float] | None = None, calibration: str | Path | None = None,
+         density: float = 0.5, rank: int | None = None, seed: int = 0):
+    """Load a base model (hub id or folder) with single-task adapters merged, and calibrated.
+
+    >>> model, tokenizer = mlx_lc.load("Qwen/Qwen2.5-0.5B-Instruct", adapters=["sum", "es"],
+    ...                                calibration="sum_es_lc")
+    """
+    m, tok = load_base(model)
+    cfg = MergeConfig(merge, list(weights) if weights else None, density, rank, seed)
+    compose(m, list(adapters), cfg, calibration, model)
+    m.eval()
+    return m, tok
+
+
+def stream(model, tokenizer, text: str, task: str | None = None, max_tokens: int = 256,
+           temp: float = 0.0, top_p: float = 0.0, min_p: float = 0.0, top_k: int = 0,
+           seed: int | None = None) -> Iterator[str]:
+    """Yield text segments as they are generated. `task` names a single task or a composition."""
+    from mlx_lm import stream_generate
+    from mlx_lm.sample_utils import make_sampler
+
+    if max_tokens < 1:
+        raise MlxLcError(f"max_tokens must be at least 1, got {max_tokens}")
+    prompt = tasks.format_prompt(tokenizer, tasks.get(task) if task else None, text)
+    if seed is not None:
+        mx.random.seed(seed)
+    sampler = make_sampler(temp=temp, top_p=top_p, min_p=min_p, top_k=top_k)
+    for response in stream_generate(model, tokenizer, prompt, max_tokens=max_tokens, sampler=sampler):
+        yield response.text
+
+
+def generate(model, tokenizer, text: str, task: str | None = None, **kwargs) -> str:
+    """Generate a complete response in one pass (see `stream` for the options)."""
+    return "".join(stream(model, tokenizer, text, task, **kwargs))
+
+
+def multi_step(model, tokenizer, primary: LoRA, secondary: LoRA, text: str, composition: str,
+               **kwargs) -> tuple[str, str]:
+    """The two-pass baseline: primary task with its adapter, then the secondary task on its output."""
+    comp = tasks.get(composition)
+    if not isinstance(comp, tasks.Composition):
+        raise MlxLcError(f"--multi-step needs a composition task like summarize+es, got {composition!r}")
+    apply_lora(model, primary)
+    first = generate(model, tokenizer, text, comp.primary.name, **kwargs)
+    apply_lora(model, secondary)
+    second = generate(model, tokenizer, first, comp.secondary.name, **kwargs) if first.strip() else ""
+    remove_adapters(model)
+    return first, second
