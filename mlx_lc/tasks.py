@@ -85,14 +85,19 @@ def prompt_text(task: Task | Composition, text: str) -> str:
     return f"{task.instruction}\n\n{text.strip()}"
 
 
-def format_prompt(tokenizer, task: Task | Composition | None, text: str) -> str:
-    """The full prompt, through the tokenizer's chat template when it has one."""
-    if not text or not text.strip():
-        raise MlxLcError("empty prompt")
-    if task is None:
-        return text
-    message = prompt_text(task, text)
+def wrap_message(tokenizer, message: str) -> str:
+    """A user message as the model sees it: the chat template if the tokenizer has one,
+    else a plain instruction format (tiny models and base models)."""
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True)
     return f"### Instruction:\n{message}\n\n### Response:\n"
+
+
+def format_prompt(tokenizer, task: Task | Composition | None, text: str) -> str:
+    """The full prompt for `task` on input `text` (raw text when no task is given)."""
+    if not text or not text.strip():
+        raise MlxLcError("empty prompt")
+    if task is None:
+        return text
+    return wrap_message(tokenizer, prompt_text(task, text))
