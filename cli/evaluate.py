@@ -1,0 +1,47 @@
+"""`mlx-lc eval`: score one method on a test JSONL the way the demo scores every method."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mlx_lc.merges import METHODS
+
+from . import main
+
+
+@main.command("eval")
+@click.option("--model", "-m", required=True, help="Base model: Hugging Face repo id or local folder.")
+@click.option("--adapter", "-a", "adapters", multiple=True,
+              help="LoRA folder; none = zero-shot, one = that LoRA, several = merged (or calibrated).")
+@click.option("--merge", "method", default="linear", show_default=True, type=click.Choice(list(METHODS)),
+              help="How to merge several adapters.")
+@click.option("--calibration", "-c", type=click.Path(path_type=Path), help="Calibration folder (from calibrate).")
+@click.option("--multi-step", is_flag=True, help="Two passes: primary adapter, then secondary on its output.")
+@click.option("--data", "-d", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Test JSONL: prompt, completion, task (+ input for --multi-step, frame for the judge).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Folder for results.json and results.md.")
+@click.option("--max-tokens", default=128, show_default=True)
+@click.option("--batch-size", default=32, show_default=True, help="Rows generated together.")
+@click.option("--limit", type=int, help="Only the first N rows.")
+def evaluate(model, adapters, method, calibration, multi_step, data, out, max_tokens, batch_size, limit):
+    """Generate greedily for every row and score it: ROUGE-L (summaries), weighted ROUGE
+    (replies) and the judge (rows with a frame). Prints a Markdown table per sub-task."""
+    from mlx_lc.evaluate import EvalConfig, evaluate as run, markdown
+    from mlx_lc.io import atomic_dir, write_json
+
+    if max_tokens < 1 or batch_size < 1:
+        raise click.BadParameter("--max-tokens and --batch-size must be positive")
+    report = run(model, data, adapters, method, calibration, multi_step, EvalConfig(max_tokens, batch_size, limit))
+    table = markdown(report["per_task"], report["method"])
+    click.echo(table, nl=False)
+    if out is not None:
+        with atomic_dir(out) as tmp:
+            write_json(tmp / "results.json", report)
+            (tmp / "results.md").write_text(table)
+            with open(tmp / "examples.jsonl", "w") as f:
+                for r in report["examples"]:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        click.echo(f"wrote {out}")

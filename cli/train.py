@@ -1,0 +1,144 @@
+"""Training commands: train-lora, calibrate, pretrain. Run any of them under `mlx.launch` to train
+data-parallel: mlx.launch --backend ring -n 2 $(which mlx-lc) train-lora ..."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mlx_lc.errors import MlxLcError
+
+from . import main
+
+
+def fit_options(lr: float, batch_size: int, max_seq_len: int = 512):
+    opts = [
+        click.option("--lr", default=lr, show_default=True, type=float, help="Learning rate (Adam)."),
+        click.option("--iters", type=int, help="Optimizer steps (overrides --epochs)."),
+        click.option("--epochs", default=1.0, show_default=True, type=float, help="Passes over the training data."),
+        click.option("--batch-size", default=batch_size, show_default=True, type=int,
+                     help="Global batch size (split across mlx.launch ranks)."),
+        click.option("--max-seq-len", default=max_seq_len, show_default=True, type=int, help="Truncate longer rows."),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--eval-every", type=int, help="Steps between dev-loss evaluations (default: ~8 per run)."),
+        click.option("--patience", default=3, show_default=True, type=int,
+                     help="Stop after this many evaluations without a better dev loss."),
+        click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+
+    def deco(f):
+        for o in reversed(opts):
+            f = o(f)
+        return f
+    return deco
+
+
+def _fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience):
+    from mlx_lc.fit import FitConfig
+
+    for name, v in (("--lr", lr), ("--batch-size", batch_size), ("--max-seq-len", max_seq_len), ("--epochs", epochs)):
+        if v <= 0:
+            raise click.BadParameter(f"must be positive, got {v}", param_hint=name)
+    if iters is not None and iters < 1:
+        raise click.BadParameter(f"must be positive, got {iters}", param_hint="--iters")
+    return FitConfig(lr=lr, batch_size=batch_size, iters=iters, epochs=epochs, max_seq_len=max_seq_len, seed=seed,
+                     eval_every=eval_every, patience=patience)
+
+
+def _report(result, out: Path, what: str) -> None:
+    import mlx.core as mx
+
+    if mx.distributed.init().rank() != 0:
+        return
+    val = f"{result.best_val:.4f}" if result.best_val is not None else "n/a"
+    stop = ", stopped early" if result.stopped_early else ""
+    click.echo(f"wrote {what} {out}: {result.steps} steps{stop}, best dev loss {val} at step {result.best_step}, "
+               f"{result.tokens / max(result.seconds, 1e-9):,.0f} tokens/s")
+
+
+data_option = click.option("--data", "-d", required=True, type=click.Path(path_type=Path),
+                           help="Folder with train.jsonl (+ valid.jsonl), or one .jsonl file (10% held out as dev).")
+out_option = click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
+
+
+@main.command("train-lora")
+@click.option("--model", "-m", required=True, help="Base model: Hugging Face repo id or local folder.")
+@data_option
+@out_option
+@click.option("--rank", default=32, show_default=True, type=int, help="LoRA rank r.")
+@click.option("--alpha", default=16.0, show_default=True, type=float, help="LoRA alpha; mlx-lm scale = alpha / rank.")
+@click.option("--scale", type=float, help="mlx-lm scale (overrides --alpha).")
+@click.option("--dropout", default=0.05, show_default=True, type=float)
+@click.option("--keys", help="Comma-separated modules inside a block (default: every linear layer).")
+@fit_options(lr=5e-5, batch_size=4)
+def train_lora(model, data, out, rank, alpha, scale, dropout, keys, lr, iters, epochs, batch_size, max_seq_len, seed,
+               eval_every, patience, resume, quiet):
+    """Train a LoRA on prompt/completion JSONL (loss on the completion only).
+
+    Single-task data gives a task adapter; compositional data gives the joint-expert baseline.
+    Writes an mlx-lm adapter folder (adapters.safetensors, adapter_config.json) with loss.png.
+    """
+    from mlx_lc.train import LoRAConfig, train_lora as run
+
+    if rank < 1:
+        raise click.BadParameter(f"must be positive, got {rank}", param_hint="--rank")
+    if not 0 <= dropout < 1:
+        raise click.BadParameter(f"must be in [0, 1), got {dropout}", param_hint="--dropout")
+    cfg = LoRAConfig(rank=rank, scale=scale if scale is not None else alpha / rank, dropout=dropout,
+                     keys=[k.strip() for k in keys.split(",")] if keys else None,
+                     fit=_fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience))
+    _report(run(model, data, out, cfg, resume=resume, progress=not quiet), out, "adapter")
+
+
+@main.command()
+@click.option("--model", "-m", required=True, help="Base model the adapters were trained on.")
+@click.option("--adapter", "-a", "adapters", multiple=True, required=True,
+              help="Task LoRA folder; repeat: primary, then secondary.")
+@click.option("--variant", default="lc", show_default=True, type=click.Choice(["lc", "lc++"]))
+@click.option("--mode", default="scale", show_default=True, type=click.Choice(["scale", "bias"]),
+              help="lc only: diag(p) B'A' (scale) or B'A' + p 1^T (bias).")
+@click.option("--rank", default=4, show_default=True, type=int, help="lc++ only: rank of the shared correction.")
+@data_option
+@out_option
+@fit_options(lr=5e-4, batch_size=4)
+def calibrate(model, adapters, variant, mode, rank, data, out, lr, iters, epochs, batch_size, max_seq_len, seed,
+              eval_every, patience, resume, quiet):
+    """Learn a calibration for the linear merge of task LoRAs on compositional data.
+
+    Base model and LoRAs stay frozen; only the calibration (shared by all layers) trains.
+    """
+    from mlx_lc.calibrate import CalibrateConfig, calibrate as run
+    from mlx_lc.calibration import CalibrationConfig
+
+    cfg = CalibrateConfig(calibration=CalibrationConfig(variant, mode, rank, seed),
+                          fit=_fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience))
+    _report(run(model, list(adapters), data, out, cfg, resume=resume, progress=not quiet), out, "calibration")
+
+
+@main.command()
+@click.option("--corpus", "-c", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Plain text; documents separated by blank lines.")
+@out_option
+@click.option("--hidden", default=128, show_default=True)
+@click.option("--layers", default=4, show_default=True)
+@click.option("--heads", default=4, show_default=True)
+@click.option("--kv-heads", default=2, show_default=True)
+@click.option("--vocab", default=1024, show_default=True, help="BPE vocabulary trained on the corpus.")
+@fit_options(lr=3e-3, batch_size=16, max_seq_len=128)
+def pretrain(corpus, out, hidden, layers, heads, kv_heads, vocab, lr, iters, epochs, batch_size, max_seq_len, seed,
+             eval_every, patience, resume, quiet):
+    """Pretrain a tiny Llama from scratch on CORPUS (tokenizer too); every weight trains."""
+    from mlx_lc.tiny import TinyConfig, write_tiny_model
+    from mlx_lc.train import PretrainConfig, pretrain as run
+
+    if resume:
+        raise MlxLcError("pretrain does not resume; run it again")
+    if not corpus.is_file():
+        raise MlxLcError(f"corpus not found: {corpus}")
+    write_tiny_model(out, TinyConfig(hidden=hidden, layers=layers, vocab=vocab, heads=heads, kv_heads=kv_heads,
+                                     seed=seed), corpus.read_text(encoding="utf-8").splitlines())
+    fit = _fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience)
+    fit.warmup, fit.schedule, fit.weight_decay = min(50, (iters or 1000) // 10), "cosine", 0.01
+    _report(run(out, corpus, PretrainConfig(fit=fit), progress=not quiet), out, "model")

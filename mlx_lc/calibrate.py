@@ -1,0 +1,68 @@
+"""Train a Learnable Calibration on compositional data: base model and task LoRAs frozen,
+only `model.calibration` (shared by all layers) learns.
+
+Start: the linear (factor-mean) merge of the task LoRAs, wrapped by `calibration.apply`; every
+variant starts as exactly that merge (p = 1, p = 0, or calib_b = 0), so step 0 is the merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from . import adapters as adapters_io
+from . import calibration as calib_io
+from .calibration import Calibration, CalibrationConfig
+from .errors import MlxLcError
+from .fit import FitConfig, FitResult, fit
+from .merge import MergeConfig, merge
+from .train import _result_meta, encode_rows, load_splits, write_beside, write_curves
+
+DEFAULT_LR = 5e-4  # METHOD.md
+
+
+@dataclass
+class CalibrateConfig:
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    merge: MergeConfig = field(default_factory=MergeConfig)  # the paper: linear (factor mean)
+    fit: FitConfig = field(default_factory=lambda: FitConfig(lr=DEFAULT_LR))
+
+
+def prepare(model: nn.Module, loras: list, cfg: CalibrateConfig):
+    """Merge, wrap the layers, and leave only the calibration trainable. -> (merged, calibration)."""
+    merged = merge(loras, cfg.merge)
+    calib = Calibration(cfg.calibration, calib_io.module_shapes(merged))
+    calib_io.apply(model, merged, calib)
+    model.freeze()
+    model.calibration.unfreeze()
+    return merged, calib
+
+
+def calibrate(model_path: str, adapter_paths: list[str | Path], data: str | Path, out: str | Path,
+              cfg: CalibrateConfig | None = None, resume: bool = False, progress: bool = True) -> FitResult:
+    """Train a calibration for the merge of `adapter_paths` on `data`; write it to `out`."""
+    from .generate import load_base
+
+    cfg = cfg or CalibrateConfig()
+    if len(adapter_paths) < 2:
+        raise MlxLcError("calibration composes at least two adapters: give --adapter twice (primary, secondary)")
+    out = Path(out)
+    model, tok = load_base(model_path)
+    loras = adapters_io.load_for(model, adapter_paths, model_path)
+    train_rows, valid_rows = load_splits(data, seed=cfg.fit.seed)
+    merged, calib = prepare(model, loras, cfg)
+    result = fit(model, encode_rows(tok, train_rows), encode_rows(tok, valid_rows), cfg.fit, out=out,
+                 resume=resume, progress=progress, desc=f"calibrate {out.name}")
+    if mx.distributed.init().rank() == 0:
+        extra = {"train": {"fit": asdict(cfg.fit), "data": str(data), "n_train": len(train_rows),
+                           "n_valid": len(valid_rows), "tasks": sorted({r.get("task", "?") for r in train_rows})},
+                 "result": _result_meta(result)}
+        if merged.base_model is None:
+            merged.base_model = model_path
+        write_beside(out, lambda tmp: calib_io.save(model.calibration, merged, tmp, extra))
+        write_curves(out, result, f"calibration {out.name} ({cfg.calibration.variant}"
+                                  f"{' ' + cfg.calibration.mode if cfg.calibration.variant == 'lc' else ''})")
+    return result

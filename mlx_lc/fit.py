@@ -1,0 +1,279 @@
+"""One training loop for every trainable thing in mlx-lc: LoRAs, calibrations, a pretrained base.
+
+Built from mlx-lm's tuner pieces (a compiled step over `model.state` and `optimizer.state`,
+`nn.average_gradients` across `mx.distributed` ranks) plus what its `train()` lacks: early
+stopping on the dev split with the best weights kept, resumable checkpoints, a tqdm bar and a
+loss history. Data-parallel runs under `mlx.launch`: each rank takes its share of every global
+batch and the loss is normalised by the *global* token count, so N ranks compute exactly the
+gradient one process would on the same global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Callable, Sequence
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_flatten, tree_unflatten
+
+from .errors import MlxLcError
+from .io import atomic_write_text, load_safetensors
+
+Example = tuple[list[int], int]  # token ids, number of leading tokens without loss (the prompt)
+CKPT = "checkpoint"
+
+
+@dataclass
+class FitConfig:
+    lr: float = 5e-5
+    batch_size: int = 4  # global batch: split across ranks under mlx.launch
+    iters: int | None = None  # optimizer steps; default: `epochs` passes over the data
+    epochs: float = 1.0
+    max_seq_len: int = 512
+    seed: int = 0
+    eval_every: int | None = None  # steps between dev evaluations (default: ~8 per run, at most every 200)
+    patience: int = 3  # stop after this many evaluations without a better dev loss
+    val_examples: int = 0  # cap on dev examples per evaluation (0: all)
+    warmup: int = 0  # linear warm-up steps
+    schedule: str = "constant"  # "constant" or "cosine" (decays to lr/10)
+    weight_decay: float = 0.0  # > 0 switches Adam to AdamW
+
+    def total_steps(self, n_examples: int) -> int:
+        if self.iters is not None:
+            return max(1, self.iters)
+        return max(1, math.ceil(self.epochs * n_examples / self.batch_size))
+
+
+# ---------------------------------------------------------------- batches and loss
+
+def batch_order(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+    """Example indices of global batch `step`: a fresh seeded shuffle each epoch, so any step
+    (and so a resumed run) is reproducible without replaying the ones before it."""
+    per_epoch = max(1, n // batch_size)
+    epoch, i = divmod(step, per_epoch)
+    perm = np.random.RandomState((seed * 7919 + epoch) % (2**32)).permutation(n)
+    return perm[i * batch_size:(i + 1) * batch_size]
+
+
+def collate(examples: Sequence[Example], max_seq_len: int, pad_to: int = 16):
+    """-> inputs, targets (B, L), loss mask (B, L) float32. Length rounds up to `pad_to` so the
+    compiled step sees few distinct shapes."""
+    seqs = [ids[: max_seq_len + 1] for ids, _ in examples]
+    longest = max(len(s) for s in seqs) - 1
+    length = max(1, min(max_seq_len, pad_to * math.ceil(longest / pad_to)))
+    arr = np.zeros((len(seqs), length + 1), np.int32)
+    mask = np.zeros((len(seqs), length), np.float32)
+    for j, (s, (_, skip)) in enumerate(zip(seqs, examples)):
+        arr[j, : len(s)] = s
+        # target position t predicts token t+1: loss on tokens skip .. len(s)-1
+        mask[j, max(skip - 1, 0): len(s) - 1] = 1.0
+    return mx.array(arr[:, :-1]), mx.array(arr[:, 1:]), mx.array(mask)
+
+
+def masked_loss(model, inputs, targets, mask, norm):
+    """Sum of token cross-entropies under `mask`, divided by `norm` (see `Fitter.step`)."""
+    logits = model(inputs)
+    ce = nn.losses.cross_entropy(logits.astype(mx.float32), targets) * mask
+    return ce.sum() / norm
+
+
+def shard(batch: Sequence, rank: int, size: int) -> list:
+    """This rank's rows of a global batch (strided, like mlx-lm's iterate_batches)."""
+    return list(batch[rank::size])
+
+
+# ---------------------------------------------------------------- the loop
+
+@dataclass
+class FitResult:
+    steps: int
+    best_step: int
+    best_val: float | None
+    stopped_early: bool
+    history: dict  # {"train": [[step, loss, tokens/s]], "valid": [[step, loss]]}
+    seconds: float
+    tokens: int
+
+
+def _lr_schedule(cfg: FitConfig, total: int):
+    if cfg.schedule == "constant" and not cfg.warmup:
+        return cfg.lr
+    if cfg.schedule == "cosine":
+        main = optim.cosine_decay(cfg.lr, max(1, total - cfg.warmup), cfg.lr / 10)
+    elif cfg.schedule == "constant":
+        main = lambda _: mx.array(cfg.lr)  # noqa: E731
+    else:
+        raise MlxLcError(f"unknown schedule {cfg.schedule!r}; choose constant or cosine")
+    if not cfg.warmup:
+        return main
+    return optim.join_schedules([optim.linear_schedule(cfg.lr / 100, cfg.lr, cfg.warmup), main], [cfg.warmup])
+
+
+def evaluate_loss(model, examples: Sequence[Example], batch_size: int, max_seq_len: int, group) -> float:
+    """Mean token loss over `examples`, sharded across ranks and summed."""
+    total, count = mx.array(0.0), mx.array(0.0)
+    rank, size = group.rank(), group.size()
+    for i in range(0, len(examples), batch_size):
+        part = shard(examples[i:i + batch_size], rank, size)
+        if not part:
+            continue
+        x, y, m = collate(part, max_seq_len)
+        total = total + masked_loss(model, x, y, m, 1.0)
+        count = count + m.sum()
+        mx.eval(total, count)
+    if size > 1:
+        total, count = mx.distributed.all_sum(total, stream=mx.cpu), mx.distributed.all_sum(count, stream=mx.cpu)
+    return (total / mx.maximum(count, 1.0)).item()
+
+
+def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cfg: FitConfig,
+        out: Path | None = None, resume: bool = False, progress: bool = True, desc: str = "train",
+        on_best: Callable[[dict], None] | None = None) -> FitResult:
+    """Train `model.trainable_parameters()` on `train`; keep the weights with the best dev loss.
+
+    Checkpoints (current + best weights, optimizer state, history) go to out/checkpoint at every
+    evaluation; `resume=True` continues from there. On return the model holds the best weights.
+    """
+    group = mx.distributed.init()
+    rank, size = group.rank(), group.size()
+    if cfg.batch_size % size:
+        raise MlxLcError(f"batch size {cfg.batch_size} must divide by the {size} ranks")
+    if len(train) < cfg.batch_size:
+        raise MlxLcError(f"{len(train)} training examples is fewer than one batch ({cfg.batch_size})")
+    total = cfg.total_steps(len(train))
+    eval_every = cfg.eval_every or max(1, min(200, total // 8))
+    valid = list(valid)[: cfg.val_examples or None]
+
+    mx.random.seed(cfg.seed)
+    sched = _lr_schedule(cfg, total)
+    opt = optim.AdamW(sched, weight_decay=cfg.weight_decay) if cfg.weight_decay else optim.Adam(sched)
+    opt.init(model.trainable_parameters())
+    loss_and_grad = nn.value_and_grad(model, masked_loss)
+    state = [model.state, opt.state, mx.random.state]
+
+    @partial(mx.compile, inputs=state, outputs=state)
+    def step(x, y, m, norm):
+        loss, grads = loss_and_grad(model, x, y, m, norm)
+        opt.update(model, nn.average_gradients(grads))  # mean over ranks of (local sum * N / global count)
+        return loss
+
+    history = {"train": [], "valid": []}
+    start, best_val, best_step, bad = 0, None, 0, 0
+    best = _snapshot(model)
+    ckpt = out / CKPT if out is not None else None
+    if resume:
+        if ckpt is None or not (ckpt / "state.json").exists():
+            raise MlxLcError(f"nothing to resume: no {ckpt or 'checkpoint'}/state.json")
+        start, best_val, best_step, bad, history, best = _load_checkpoint(ckpt, model, opt, cfg)
+
+    def evaluate_now(it: int) -> bool:
+        """Dev loss at step `it`; True when patience ran out."""
+        nonlocal best_val, best_step, bad, best
+        if not valid:
+            best, best_step = _snapshot(model), it
+            return False
+        model.eval()
+        val = evaluate_loss(model, valid, cfg.batch_size, cfg.max_seq_len, group)
+        model.train()
+        history["valid"].append([it, val])
+        if best_val is None or val < best_val - 1e-6:
+            best_val, best_step, bad, best = val, it, 0, _snapshot(model)
+            if on_best is not None:
+                on_best(best)
+        else:
+            bad += 1
+        if ckpt is not None and rank == 0:
+            _save_checkpoint(ckpt, model, opt, best, cfg, it, best_val, best_step, bad, history)
+        return bad >= cfg.patience
+
+    bar = _bar(total, start, desc, progress and rank == 0)
+    model.train()
+    t0, tokens, window_tokens, window_t, window_loss, window_n = time.perf_counter(), 0, 0, time.perf_counter(), 0.0, 0
+    stopped = False
+    if start == 0 and valid:
+        stopped = evaluate_now(0)
+    it = start
+    while it < total and not stopped:
+        batch = [train[i] for i in batch_order(len(train), cfg.batch_size, cfg.seed, it)]
+        global_count = sum(max(0, min(len(ids), cfg.max_seq_len + 1) - max(skip, 1)) for ids, skip in batch)
+        x, y, m = collate(shard(batch, rank, size), cfg.max_seq_len)
+        loss = step(x, y, m, mx.array(max(global_count, 1) / size, mx.float32))
+        mx.eval(state, loss)
+        it += 1
+        n_tok = sum(min(len(ids), cfg.max_seq_len + 1) - 1 for ids, _ in batch)
+        tokens += n_tok
+        window_tokens += n_tok
+        local = loss.item() / size  # this rank's share of the global mean
+        window_loss += mx.distributed.all_sum(mx.array(local), stream=mx.cpu).item() if size > 1 else local
+        window_n += 1
+        if it % max(1, min(10, eval_every)) == 0 or it == total:
+            now = time.perf_counter()
+            tps = window_tokens / max(now - window_t, 1e-9)
+            history["train"].append([it, window_loss / window_n, tps])
+            bar.set_postfix(loss=f"{window_loss / window_n:.3f}",
+                            val=f"{best_val:.3f}" if best_val is not None else "-", tok_s=f"{tps:,.0f}")
+            window_tokens, window_t, window_loss, window_n = 0, now, 0.0, 0
+        bar.update(1)
+        if it % eval_every == 0 or it == total:
+            stopped = evaluate_now(it)
+    bar.close()
+    model.load_weights(list(best.items()), strict=False)
+    mx.eval(model.parameters())
+    return FitResult(it, best_step, best_val, stopped, history, time.perf_counter() - t0, tokens)
+
+
+# ---------------------------------------------------------------- helpers
+
+def _snapshot(model) -> dict[str, mx.array]:
+    snap = {k: mx.array(v) for k, v in tree_flatten(model.trainable_parameters())}
+    mx.eval(snap)
+    return snap
+
+
+class _NoBar:
+    def update(self, n=1): ...
+    def set_postfix(self, **kw): ...
+    def close(self): ...
+
+
+def _bar(total: int, start: int, desc: str, show: bool):
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=True)
+
+
+def _save_checkpoint(ckpt: Path, model, opt, best, cfg, it, best_val, best_step, bad, history):
+    """Weights and optimizer state as safetensors, counters as JSON; state.json last, so a crash
+    mid-save leaves the previous checkpoint readable."""
+    ckpt.mkdir(parents=True, exist_ok=True)
+    for name, tensors in (("current", dict(tree_flatten(model.trainable_parameters()))), ("best", best),
+                          ("optimizer", dict(tree_flatten(opt.state)))):
+        tmp = ckpt / f".{name}.tmp.safetensors"
+        mx.save_safetensors(str(tmp), tensors)
+        tmp.replace(ckpt / f"{name}.safetensors")
+    atomic_write_text(ckpt / "state.json", json.dumps({
+        "step": it, "best_val": best_val, "best_step": best_step, "bad_evals": bad,
+        "history": history, "fit": asdict(cfg)}))
+
+
+def _load_checkpoint(ckpt: Path, model, opt, cfg: FitConfig):
+    state = json.loads((ckpt / "state.json").read_text())
+    saved = state.get("fit", {})
+    changed = [k for k in ("lr", "batch_size", "seed", "max_seq_len") if saved.get(k) != getattr(cfg, k)]
+    if changed:
+        raise MlxLcError(f"cannot resume {ckpt}: {', '.join(f'{k} {saved.get(k)} -> {getattr(cfg, k)}' for k in changed)}")
+    model.load_weights(list(load_safetensors(ckpt / "current.safetensors").items()), strict=False)
+    opt.state = tree_unflatten(list(load_safetensors(ckpt / "optimizer.safetensors").items()))
+    best = load_safetensors(ckpt / "best.safetensors")
+    mx.eval(model.parameters(), opt.state)
+    return (state["step"], state["best_val"], state["best_step"], state["bad_evals"], state["history"], best)

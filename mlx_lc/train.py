@@ -1,0 +1,246 @@
+"""Train single-task (or joint-expert) LoRAs, and pretrain a tiny base model, with `fit.fit`.
+
+`train_lora` writes a standard mlx-lm adapter folder (`mlx_lm.generate --adapter-path` loads it)
+whose config records the base model, its architecture and the resolved training config, with a
+loss-curve PNG beside it. Data are JSON lines with `prompt` and `completion` (mlx-lm's
+completions format) plus `task`; the loss covers the completion only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from . import adapters as adapters_io
+from . import tasks
+from .adapters import LoRA
+from .errors import MlxLcError
+from .fit import Example, FitConfig, FitResult, fit
+from .io import atomic_write_text, write_json
+
+# METHOD.md: rank 32, alpha 16 (mlx-lm scale = alpha / rank = 0.5), dropout 0.05, Adam, lr 5e-5.
+DEFAULT_RANK, DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_LR = 32, 16.0, 0.05, 5e-5
+
+
+@dataclass
+class LoRAConfig:
+    rank: int = DEFAULT_RANK
+    scale: float = DEFAULT_ALPHA / DEFAULT_RANK
+    dropout: float = DEFAULT_DROPOUT
+    keys: list[str] | None = None  # module paths inside a block; default: every linear layer
+    fit: FitConfig = field(default_factory=lambda: FitConfig(lr=DEFAULT_LR))
+
+
+# ---------------------------------------------------------------- data
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Rows with string `prompt` and `completion`; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise MlxLcError(f"data file not found: {path}")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise MlxLcError(f"{path}:{n}: not JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) \
+                or not isinstance(row.get("completion"), str):
+            raise MlxLcError(f"{path}:{n}: each row needs string fields 'prompt' and 'completion'")
+        rows.append(row)
+    if not rows:
+        raise MlxLcError(f"{path}: no rows")
+    return rows
+
+
+def load_splits(data: str | Path, valid_fraction: float = 0.1, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """A folder with train.jsonl (+ valid.jsonl), or one .jsonl file whose last `valid_fraction`
+    (after a seeded shuffle) becomes the dev split."""
+    data = Path(data)
+    if data.is_dir():
+        train = read_jsonl(data / "train.jsonl")
+        valid = read_jsonl(data / "valid.jsonl") if (data / "valid.jsonl").exists() else []
+        return train, valid
+    rows = read_jsonl(data)
+    import numpy as np
+
+    order = np.random.RandomState(seed).permutation(len(rows))
+    n_valid = int(len(rows) * valid_fraction) if len(rows) >= 10 else 0
+    return [rows[i] for i in order[n_valid:]], [rows[i] for i in order[:n_valid]]
+
+
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    """Token ids of a formatted prompt, exactly as mlx-lm's generate encodes it."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return tokenizer.encode(prompt, add_special_tokens=bos is None or not prompt.startswith(bos))
+
+
+def encode_rows(tokenizer, rows: list[dict]) -> list[Example]:
+    """(prompt + completion + eos, prompt length) per row; the prompt goes through wrap_message."""
+    eos = tokenizer.eos_token_id
+    out = []
+    for row in rows:
+        p = encode_prompt(tokenizer, tasks.wrap_message(tokenizer, row["prompt"]))
+        c = tokenizer.encode(row["completion"], add_special_tokens=False)
+        out.append((p + c + ([eos] if eos is not None else []), len(p)))
+    return out
+
+
+# ---------------------------------------------------------------- LoRA
+
+def block_keys(model: nn.Module) -> list[str]:
+    """Every linear layer inside a transformer block (q, k, v, o, gate, up, down for Llama)."""
+    return sorted({adapters_io.split_path(p)[2] for p in adapters_io.linear_shapes(model)})
+
+
+def add_lora(model: nn.Module, cfg: LoRAConfig) -> list[str]:
+    """Freeze the model and put trainable LoRA layers on `cfg.keys` of every block."""
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    keys = cfg.keys or block_keys(model)
+    missing = sorted(set(keys) - set(block_keys(model)))
+    if missing:
+        raise MlxLcError(f"no linear layer {', '.join(missing)} in the model's blocks; "
+                         f"available: {', '.join(block_keys(model))}")
+    model.freeze()
+    linear_to_lora_layers(model, len(model.layers),
+                          {"rank": cfg.rank, "scale": cfg.scale, "dropout": cfg.dropout, "keys": keys})
+    return keys
+
+
+def lora_from_model(model: nn.Module, scale: float, base_model: str | None, meta: dict) -> LoRA:
+    params = dict(_flat(model.trainable_parameters()))
+    factors = {p[: -len(".lora_a")]: (v, params[p[: -len(".lora_a")] + ".lora_b"])
+               for p, v in params.items() if p.endswith(".lora_a")}
+    return LoRA(factors, scale, base_model=base_model, base_arch=adapters_io.model_arch(model), meta=meta)
+
+
+def train_lora(model_path: str, data: str | Path, out: str | Path, cfg: LoRAConfig | None = None,
+               resume: bool = False, progress: bool = True) -> FitResult:
+    """Train one LoRA on `data` and write an mlx-lm adapter folder to `out` (rank 0 only)."""
+    from .generate import load_base
+
+    cfg = cfg or LoRAConfig()
+    if cfg.rank < 1 or cfg.fit.lr <= 0 or cfg.fit.batch_size < 1:
+        raise MlxLcError("rank, lr and batch size must be positive")
+    out = Path(out)
+    model, tok = load_base(model_path)
+    train_rows, valid_rows = load_splits(data, seed=cfg.fit.seed)
+    mx.random.seed(cfg.fit.seed)  # LoRA's `a` init
+    cfg.keys = add_lora(model, cfg)
+    result = fit(model, encode_rows(tok, train_rows), encode_rows(tok, valid_rows), cfg.fit, out=out,
+                 resume=resume, progress=progress, desc=f"lora {out.name}")
+    meta = {"train": {**asdict(cfg), "data": str(data), "n_train": len(train_rows), "n_valid": len(valid_rows),
+                      "tasks": sorted({r.get("task", "?") for r in train_rows})},
+            "result": _result_meta(result), "kind": "lora"}
+    if mx.distributed.init().rank() == 0:
+        write_adapter(lora_from_model(model, cfg.scale, model_path, meta), out)
+        write_curves(out, result, f"LoRA {out.name}")
+    return result
+
+
+def write_adapter(lora: LoRA, out: Path) -> None:
+    """The mlx-lm adapter files, written into `out` beside its checkpoint folder."""
+    write_beside(out, lambda tmp: adapters_io.write_mlx(lora, tmp))
+
+
+def write_beside(out: Path, writer) -> None:
+    """Let `writer(folder)` write a complete artifact to a temporary folder, then move its files
+    into `out` one by one: `out` keeps its other contents (checkpoint/, loss.png) and never holds
+    a half-written file."""
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".write.", dir=out))
+    try:
+        writer(tmp / "a")
+        for f in (tmp / "a").iterdir():
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_curves(out: Path, result: FitResult, title: str) -> None:
+    """history.json always; loss.png when matplotlib is installed."""
+    from . import plots
+
+    atomic_write_text(out / "history.json", json.dumps(result.history))
+    plots.loss_curve(result.history, out / "loss.png", title, warn=True)
+
+
+def _result_meta(r: FitResult) -> dict:
+    return {"steps": r.steps, "best_step": r.best_step, "best_val_loss": r.best_val, "stopped_early": r.stopped_early,
+            "seconds": round(r.seconds, 2), "tokens": r.tokens,
+            "tokens_per_s": round(r.tokens / max(r.seconds, 1e-9), 1)}
+
+
+def _flat(tree):
+    from mlx.utils import tree_flatten
+
+    return tree_flatten(tree)
+
+
+# ---------------------------------------------------------------- pretraining
+
+def corpus_examples(tokenizer, text: str, seq_len: int) -> list[Example]:
+    """Documents (separated by blank lines, else lines) joined with eos and cut into windows of
+    seq_len + 1 tokens; no task formatting, loss on every token."""
+    docs = [d.strip() for d in (text.split("\n\n") if "\n\n" in text else text.splitlines()) if d.strip()]
+    if not docs:
+        raise MlxLcError("the corpus is empty")
+    eos = tokenizer.eos_token_id
+    stream: list[int] = []
+    for ids in tokenizer(docs, add_special_tokens=False)["input_ids"]:
+        stream += ids + [eos]
+    n = max(1, (len(stream) - 1) // seq_len)
+    return [(stream[i * seq_len: i * seq_len + seq_len + 1], 0) for i in range(n)]
+
+
+@dataclass
+class PretrainConfig:
+    fit: FitConfig = field(default_factory=lambda: FitConfig(lr=3e-3, batch_size=16, epochs=1.0, max_seq_len=128,
+                                                             warmup=50, schedule="cosine", weight_decay=0.01,
+                                                             patience=1000))
+    valid_fraction: float = 0.02
+
+
+def pretrain(model_dir: str | Path, corpus: str | Path, cfg: PretrainConfig | None = None,
+             progress: bool = True) -> FitResult:
+    """Train every weight of the model in `model_dir` as a causal LM on `corpus`; rewrite it in place."""
+    from mlx_lm.utils import save_model
+
+    from .generate import load_base
+
+    cfg = cfg or PretrainConfig()
+    model_dir = Path(model_dir)
+    model, tok = load_base(str(model_dir))
+    text = Path(corpus).read_text(encoding="utf-8") if Path(corpus).is_file() else None
+    if text is None:
+        raise MlxLcError(f"corpus not found: {corpus}")
+    examples = corpus_examples(tok, text, cfg.fit.max_seq_len)
+    n_valid = max(1, int(len(examples) * cfg.valid_fraction)) if len(examples) > 20 else 0
+    valid, train = examples[:n_valid], examples[n_valid:]
+    model.unfreeze()
+    result = fit(model, train, valid, cfg.fit, out=model_dir / ".pretrain", progress=progress, desc="pretrain")
+    if mx.distributed.init().rank() == 0:
+        save_model(model_dir, model)
+        write_json(model_dir / "pretrain.json", {"config": asdict(cfg), "result": _result_meta(result),
+                                                 "n_train_windows": len(train), "n_valid_windows": len(valid),
+                                                 "params": sum(v.size for _, v in _flat(model.parameters()))})
+        write_curves(model_dir, result, "pretraining")
+    return result
+
+
+def perplexity(model, examples: list[Example], batch_size: int = 16, max_seq_len: int = 512) -> float:
+    from .fit import evaluate_loss
+
+    return math.exp(evaluate_loss(model, examples, batch_size, max_seq_len, mx.distributed.init()))
