@@ -122,3 +122,21 @@ def test_save_load_roundtrip_and_refusals(tmp_path, merged):
         calibration.load(tmp_path / "c", other)
     with pytest.raises(MlxLcError, match="unknown calibration variant"):
         CalibrationConfig("lc+++")
+
+
+def test_fuse_into_a_quantized_base_fuses_in_float(tmp_path, tiny_path, tiny_model):
+    """A quantized base is dequantized, fused in float and saved float (no rounding of the update)."""
+    from mlx_lm import convert
+
+    qpath = tmp_path / "q"
+    convert(str(tiny_path), mlx_path=str(qpath), quantize=True, q_group_size=32, q_bits=4)
+    lora = random_lora(tiny_model[0], std=0.05)
+    qmodel, _ = mlx_lm.load(str(qpath))
+    apply_lora(qmodel, lora)
+    unfused = logits(qmodel)
+    from mlx_lc.fuse import fuse
+
+    fuse(str(qpath), lora, tmp_path / "fused")
+    fused, _ = mlx_lm.load(str(tmp_path / "fused"))
+    assert np.abs(logits(fused) - unfused).max() < 1e-4
+    assert "quantization" not in (tmp_path / "fused" / "config.json").read_text()
