@@ -166,7 +166,8 @@ def fuse(model, adapters, method, weights, density, rank, seed, calibration, out
 def generate(model, adapters, method, weights, density, rank, seed, calibration, task, multi_step, prompt,
              max_tokens, temp, top_p, min_p, top_k):
     """Generate in one pass with merged (and calibrated) adapters; streams tokens."""
-    from mlx_lc import generate as gen
+    from mlx_lc.generate import load, load_base, stream
+    from mlx_lc.generate import multi_step as two_passes
 
     text = sys.stdin.read() if prompt == "-" else prompt
     if not text.strip():
@@ -177,12 +178,12 @@ def generate(model, adapters, method, weights, density, rank, seed, calibration,
             raise MlxLcError("--multi-step takes exactly two adapters (primary, then secondary) and no calibration")
         if not task:
             raise MlxLcError("--multi-step needs --task primary+secondary")
-        m, tok = gen.load_base(model)
+        m, tok = load_base(model)
         primary, secondary = adapters_io.load_for(m, adapters, model)
-        _, out = gen.multi_step(m, tok, primary, secondary, text, task, **sampling)
+        _, out = two_passes(m, tok, primary, secondary, text, task, **sampling)
         click.echo(out)
         return
-    m, tok = gen.load(model, adapters, method, weights, calibration, density, rank, seed)
-    for piece in gen.stream(m, tok, text, task, **sampling):
+    m, tok = load(model, adapters, method, weights, calibration, density, rank, seed)
+    for piece in stream(m, tok, text, task, **sampling):
         click.echo(piece, nl=False)
     click.echo()

@@ -40,7 +40,7 @@ class LoRA:
 
     @property
     def rank(self) -> int:
-        ranks = {a.shape[1] for a, _ in self.factors.values()}
+        ranks = {a.shape[1] for a, _ in self.factors.values()} | {b.shape[0] for _, b in self.factors.values()}
         if len(ranks) != 1:
             raise MlxLcError(f"adapter {self.source or ''} mixes ranks {sorted(ranks)}")
         return ranks.pop()
@@ -148,20 +148,20 @@ def read_mlx(path: Path) -> LoRA:
 def write_mlx(lora: LoRA, out: str | Path, extra_meta: dict | None = None) -> Path:
     """Write a standard mlx-lm adapter folder (loadable by mlx_lm --adapter-path and mlx_lm.fuse)."""
     out = Path(out)
-    layers = {split_path(p)[1] for p in lora.factors}
-    n_total = (lora.base_arch or {}).get("num_hidden_layers") or (max(layers) + 1)
-    config = {
-        "fine_tune_type": "lora",
-        "model": lora.base_model,
-        # mlx-lm applies LoRA to the last `num_layers` blocks with the same keys in each.
-        "num_layers": n_total - min(layers),
-        "lora_parameters": {"rank": lora.rank, "scale": lora.scale, "dropout": 0.0, "keys": lora.keys},
-        "mlx_lc": {**lora.meta, **(extra_meta or {}), "base_arch": lora.base_arch},
-    }
-    tensors = {}
-    for p, (a, b) in lora.factors.items():
-        tensors[f"{p}.lora_a"], tensors[f"{p}.lora_b"] = a, b
     with atomic_dir(out) as tmp:
+        layers = {split_path(p)[1] for p in lora.factors}
+        n_total = (lora.base_arch or {}).get("num_hidden_layers") or (max(layers) + 1)
+        config = {
+            "fine_tune_type": "lora",
+            "model": lora.base_model,
+            # mlx-lm applies LoRA to the last `num_layers` blocks with the same keys in each.
+            "num_layers": n_total - min(layers),
+            "lora_parameters": {"rank": lora.rank, "scale": lora.scale, "dropout": 0.0, "keys": lora.keys},
+            "mlx_lc": {**lora.meta, **(extra_meta or {}), "base_arch": lora.base_arch},
+        }
+        tensors = {}
+        for p, (a, b) in lora.factors.items():
+            tensors[f"{p}.lora_a"], tensors[f"{p}.lora_b"] = a, b
         mx.save_safetensors(str(tmp / MLX_WEIGHTS), tensors, metadata={"format": "mlx"})
         write_json(tmp / MLX_CONFIG, config)
     return out

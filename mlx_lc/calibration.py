@@ -63,7 +63,7 @@ class Calibration(nn.Module):
         super().__init__()
         self._cfg = cfg
         self._shapes = dict(shapes)
-        key = mx.random.key(cfg.seed)
+        keys = mx.random.split(mx.random.key(cfg.seed), max(len(shapes), 1))
         flat = []
         for i, (rel, (d_in, d_out)) in enumerate(sorted(shapes.items())):
             if cfg.variant == "lc":
@@ -71,8 +71,7 @@ class Calibration(nn.Module):
             else:
                 # calib_b = 0 so that step 0 is exactly the linear merge; calib_a as LoRA's a.
                 bound = 1 / math.sqrt(d_in)
-                k = mx.random.fold_in(key, i) if hasattr(mx.random, "fold_in") else mx.random.split(key, i + 1)[i]
-                flat.append((f"{rel}.calib_a", mx.random.uniform(-bound, bound, (d_in, cfg.rank), key=k)))
+                flat.append((f"{rel}.calib_a", mx.random.uniform(-bound, bound, (d_in, cfg.rank), key=keys[i])))
                 flat.append((f"{rel}.calib_b", mx.zeros((cfg.rank, d_out))))
         for name, value in tree_unflatten(flat).items():
             setattr(self, name, value)

@@ -1,0 +1,118 @@
+"""The CLI end to end on a tiny model: outputs, files, and one-line errors with no partial output."""
+
+import mlx_lc  # noqa: F401
+
+import mlx.core as mx
+import mlx_lm
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlx_lc import adapters, calibration
+from mlx_lc.calibration import Calibration, CalibrationConfig
+from mlx_lc.cli import main
+from mlx_lc.merge import merge
+
+from conftest import random_lora
+
+TOKENS = mx.array([[1, 60, 61, 62, 63, 64]])
+
+
+def run(*args, input=None, ok=True):
+    result = CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def assert_clean_error(result, match):
+    assert result.exit_code != 0
+    lines = [l for l in result.output.strip().splitlines() if l.strip()]
+    assert lines and lines[-1].startswith("Error:") and match in lines[-1], result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def two_adapters(tmp_path, tiny_model):
+    return [adapters.write_mlx(random_lora(tiny_model[0], seed=s, rank=4), tmp_path / f"task{s}") for s in (1, 2)]
+
+
+@pytest.fixture
+def calib_dir(tmp_path, tiny_model, two_adapters):
+    merged = merge(adapters.load_for(tiny_model[0], two_adapters))
+    calib = Calibration(CalibrationConfig("lc", "bias"), calibration.module_shapes(merged))
+    calib.load_weights([(k, v + 0.05) for k, v in calib.tensors().items()])
+    return calibration.save(calib, merged, tmp_path / "calib")
+
+
+def test_help_lists_commands():
+    out = run("--help").output
+    for cmd in ("doctor", "tiny-model", "merge", "fold", "fuse", "generate"):
+        assert cmd in out
+
+
+def test_doctor():
+    out = run("doctor").output
+    assert "mlx " in out and "device" in out and "blas" in out
+
+
+def test_tiny_model_is_loadable(tmp_path):
+    run("tiny-model", tmp_path / "m", "--hidden", 32, "--layers", 1, "--vocab", 400, "--heads", 2, "--kv-heads", 1)
+    model, tok = mlx_lm.load(str(tmp_path / "m"))
+    assert model.args.hidden_size == 32 and tok.decode(tok.encode("Grüße, café!")).endswith("Grüße, café!")
+
+
+@pytest.mark.parametrize("method", ["linear", "cat", "svd", "ties", "dare_ties", "magnitude_prune"])
+def test_merge_writes_an_mlx_lm_adapter(tmp_path, tiny_path, two_adapters, method):
+    out = tmp_path / f"merged-{method}"
+    run("merge", "-m", tiny_path, "-a", two_adapters[0], "-a", two_adapters[1], "--method", method, "--out", out)
+    model, _ = mlx_lm.load(str(tiny_path), adapter_path=str(out))
+    assert np.isfinite(np.array(model(TOKENS))).all()
+    lora = adapters.read(out)
+    assert lora.rank == (4 if method == "linear" else 8)
+    assert lora.meta["merge"]["method"] == method
+
+
+def test_fold_and_fuse_match_the_calibrated_model(tmp_path, tiny_path, two_adapters, calib_dir):
+    ref, _ = mlx_lc.load(str(tiny_path), adapters=two_adapters, calibration=calib_dir)
+    expected = np.array(ref(TOKENS))
+    run("fold", "-m", tiny_path, "-a", two_adapters[0], "-a", two_adapters[1], "-c", calib_dir, "--out", tmp_path / "folded")
+    assert adapters.read(tmp_path / "folded").rank == 5  # lc bias: r + 1
+    folded, _ = mlx_lm.load(str(tiny_path), adapter_path=str(tmp_path / "folded"))
+    assert np.abs(np.array(folded(TOKENS)) - expected).max() < 1e-5
+    run("fuse", "-m", tiny_path, "-a", two_adapters[0], "-a", two_adapters[1], "-c", calib_dir, "--out", tmp_path / "fused")
+    fused, _ = mlx_lm.load(str(tmp_path / "fused"))
+    assert np.abs(np.array(fused(TOKENS)) - expected).max() < 1e-4
+
+
+def test_generate_single_pass_multi_step_and_stdin(tiny_path, two_adapters, calib_dir):
+    out = run("generate", "-m", tiny_path, "-a", two_adapters[0], "-a", two_adapters[1], "-c", calib_dir,
+              "--task", "summarize+es", "--max-tokens", 8, "--prompt", "Anna: see you at the café?").output
+    assert out.strip()
+    out2 = run("generate", "-m", tiny_path, "-a", two_adapters[0], "-a", two_adapters[1], "-c", calib_dir,
+               "--task", "summarize+es", "--max-tokens", 8, "--prompt", "-", input="Anna: see you at the café?").output
+    assert out2 == out  # greedy, same input via stdin
+    run("generate", "-m", tiny_path, "-a", two_adapters[0], "-a", two_adapters[1], "--multi-step",
+        "--task", "summarize+es", "--max-tokens", 6, "--prompt", "Anna: hi")
+
+
+def test_errors_are_one_line_without_partial_output(tmp_path, tiny_path, tiny_model, two_adapters, calib_dir):
+    out = tmp_path / "out"
+    assert_clean_error(run("merge", "-m", tiny_path, "-a", tmp_path / "missing", "--out", out, ok=False), "not found")
+    assert_clean_error(run("merge", "-m", tmp_path / "nomodel", "-a", two_adapters[0], "--out", out, ok=False),
+                       "cannot load model")
+    r8 = adapters.write_mlx(random_lora(tiny_model[0], rank=8), tmp_path / "r8")
+    assert_clean_error(run("merge", "-m", tiny_path, "-a", two_adapters[0], "-a", r8, "--out", out, ok=False),
+                       "one rank")
+    assert_clean_error(run("merge", "-m", tiny_path, "-a", two_adapters[0], "--method", "nope", "--out", out, ok=False),
+                       "nope")
+    assert_clean_error(run("generate", "-m", tiny_path, "--prompt", "  ", ok=False), "empty prompt")
+    assert_clean_error(run("generate", "-m", tiny_path, "--task", "summarize+klingon", "--prompt", "x", ok=False),
+                       "unknown task")
+    assert_clean_error(run("fold", "-m", tiny_path, "-a", two_adapters[0], "-a", r8, "-c", calib_dir, "--out", out, ok=False),
+                       "one rank")
+    assert_clean_error(run("fold", "-m", tiny_path, "-a", two_adapters[0], "-a", two_adapters[0], "-c", calib_dir,
+                           "--out", out, ok=False), "trained for other adapters")
+    assert_clean_error(run("merge", "-m", tiny_path, "-a", two_adapters[0], "--weights", "a,b", "--out", out, ok=False),
+                       "comma-separated")
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
