@@ -156,6 +156,15 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
     sched = _lr_schedule(cfg, total)
     opt = optim.AdamW(sched, weight_decay=cfg.weight_decay) if cfg.weight_decay else optim.Adam(sched)
     opt.init(model.trainable_parameters())
+    history = {"train": [], "valid": []}
+    start, best_val, best_step, bad = 0, None, 0, 0
+    best = _snapshot(model)
+    ckpt = out / CKPT if out is not None else None
+    if resume:  # before compiling: the compiled step captures these very state objects
+        if ckpt is None or not (ckpt / "state.json").exists():
+            raise MlxLcError(f"nothing to resume: no {ckpt or 'checkpoint'}/state.json")
+        start, best_val, best_step, bad, history, best = _load_checkpoint(ckpt, model, opt, cfg)
+
     loss_and_grad = nn.value_and_grad(model, masked_loss)
     state = [model.state, opt.state, mx.random.state]
 
@@ -165,14 +174,6 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
         opt.update(model, nn.average_gradients(grads))  # mean over ranks of (local sum * N / global count)
         return loss
 
-    history = {"train": [], "valid": []}
-    start, best_val, best_step, bad = 0, None, 0, 0
-    best = _snapshot(model)
-    ckpt = out / CKPT if out is not None else None
-    if resume:
-        if ckpt is None or not (ckpt / "state.json").exists():
-            raise MlxLcError(f"nothing to resume: no {ckpt or 'checkpoint'}/state.json")
-        start, best_val, best_step, bad, history, best = _load_checkpoint(ckpt, model, opt, cfg)
 
     def evaluate_now(it: int) -> bool:
         """Dev loss at step `it`; True when patience ran out."""

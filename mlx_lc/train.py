@@ -199,7 +199,8 @@ def corpus_examples(tokenizer, text: str, seq_len: int) -> list[Example]:
         raise MlxLcError("the corpus is empty")
     eos = tokenizer.eos_token_id
     stream: list[int] = []
-    for ids in tokenizer(docs, add_special_tokens=False)["input_ids"]:
+    hf = getattr(tokenizer, "_tokenizer", tokenizer)  # mlx-lm wraps the HF tokenizer
+    for ids in hf(docs, add_special_tokens=False)["input_ids"]:
         stream += ids + [eos]
     n = max(1, (len(stream) - 1) // seq_len)
     return [(stream[i * seq_len: i * seq_len + seq_len + 1], 0) for i in range(n)]
