@@ -140,7 +140,8 @@ def train_lora(model_path: str, data: str | Path, out: str | Path, cfg: LoRAConf
     result = fit(model, encode_rows(tok, train_rows), encode_rows(tok, valid_rows), cfg.fit, out=out,
                  resume=resume, progress=progress, desc=f"lora {out.name}")
     meta = {"train": {**asdict(cfg), "data": str(data), "n_train": len(train_rows), "n_valid": len(valid_rows),
-                      "tasks": sorted({r.get("task", "?") for r in train_rows})},
+                      "tasks": sorted({r.get("task", "?") for r in train_rows}),
+                      "world_size": mx.distributed.init().size()},
             "result": _result_meta(result), "kind": "lora"}
     if mx.distributed.init().rank() == 0:
         write_adapter(lora_from_model(model, cfg.scale, model_path, meta), out)
