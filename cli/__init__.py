@@ -48,6 +48,7 @@ def main():
 from . import core  # noqa: E402,F401
 from . import train  # noqa: E402,F401
 from . import evaluate  # noqa: E402,F401
+from . import demo  # noqa: E402,F401
 
 
 if __name__ == "__main__":

@@ -1,0 +1,263 @@
+"""`mlx-lc demo`: the paper's comparison, end to end, on a laptop CPU.
+
+Builds the synthetic world (mlx_lc.world), pretrains a tiny base model on its unlabelled corpus,
+trains the single-task LoRAs the chosen sub-tasks need, and per sub-task trains the joint expert
+and the calibrations (LC scale, LC bias, LC++), then scores every method on the held-out test
+frames the same way (mlx_lc.evaluate). Results: results.json, results.md (the paper's layout,
+its numbers beside ours), results.png and the loss curves.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from . import tasks
+from .calibration import CalibrationConfig
+from .errors import MlxLcError
+from .fit import FitConfig
+from .tiny import TinyConfig
+from .train import LoRAConfig
+
+# One sub-task per task group by default (the paper's four groups).
+DEFAULT_SUBTASKS = ["summarize+es", "summarize+professional", "reply+fr", "reply+casual"]
+MERGES = ["linear", "ties", "dare_linear"]
+CALIBRATIONS = {"lc-scale": CalibrationConfig("lc", "scale"), "lc-bias": CalibrationConfig("lc", "bias"),
+                "lc++": CalibrationConfig("lc++", rank=4)}
+METHODS = ["zero-shot", "primary", "secondary", *[f"{m} merge" for m in MERGES], "multi-step", "joint expert",
+           *CALIBRATIONS]
+
+
+@dataclass
+class DemoConfig:
+    subtasks: list[str] = field(default_factory=lambda: list(DEFAULT_SUBTASKS))
+    seed: int = 0
+    n_single: int = 1500  # training rows per single task
+    n_comp: int = 1000  # training rows per sub-task (calibration and joint expert)
+    n_valid: int = 100
+    n_test: int = 100
+    model: TinyConfig = field(default_factory=lambda: TinyConfig(hidden=128, layers=4, vocab=1024, heads=4,
+                                                                 kv_heads=2, seed=0))
+    pretrain: FitConfig = field(default_factory=lambda: FitConfig(
+        lr=3e-3, batch_size=32, epochs=1.0, max_seq_len=128, warmup=50, schedule="cosine", weight_decay=0.01,
+        patience=1000, val_examples=256))
+    lora: LoRAConfig = field(default_factory=lambda: LoRAConfig(
+        rank=8, scale=2.0, dropout=0.05, fit=FitConfig(lr=2e-3, batch_size=16, epochs=1.0, patience=3,
+                                                       val_examples=100)))
+    calib: FitConfig = field(default_factory=lambda: FitConfig(lr=5e-3, batch_size=16, epochs=1.0, patience=3,
+                                                               val_examples=100))
+    max_tokens: int = 64
+    eval_batch: int = 64
+
+
+PRESETS = {
+    "quick": dict(subtasks=["summarize+es"], n_single=600, n_comp=400, n_valid=48, n_test=48,
+                  model=TinyConfig(hidden=96, layers=3, vocab=768, heads=4, kv_heads=2, seed=0)),
+    "default": {},
+    "full": dict(subtasks=list(tasks.COMPOSITIONS)),
+    # a slice small enough for the test suite: proves the wiring, not the claim
+    "test": dict(subtasks=["summarize+es"], n_single=48, n_comp=48, n_valid=16, n_test=8,
+                 model=TinyConfig(hidden=32, layers=2, vocab=400, heads=2, kv_heads=1, seed=0),
+                 pretrain=FitConfig(lr=1e-2, batch_size=16, iters=20, max_seq_len=64, patience=1000),
+                 lora=LoRAConfig(rank=4, scale=2.0, dropout=0.0, fit=FitConfig(lr=5e-3, batch_size=16, iters=6)),
+                 calib=FitConfig(lr=1e-2, batch_size=16, iters=4), max_tokens=12, eval_batch=16),
+}
+
+
+def preset(name: str, **overrides) -> DemoConfig:
+    if name not in PRESETS:
+        raise MlxLcError(f"unknown preset {name!r}; choose {', '.join(PRESETS)}")
+    cfg = replace(DemoConfig(), **PRESETS[name])
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    for s in cfg.subtasks:
+        if not isinstance(tasks.get(s), tasks.Composition):
+            raise MlxLcError(f"{s!r} is not a composition (primary+secondary, e.g. summarize+es)")
+    return cfg
+
+
+def _seeded(cfg: DemoConfig) -> DemoConfig:
+    """Every random choice (world, init, data order) follows cfg.seed."""
+    s = cfg.seed
+    lora = replace(cfg.lora, fit=replace(cfg.lora.fit, seed=s))
+    return replace(cfg, model=replace(cfg.model, seed=s), pretrain=replace(cfg.pretrain, seed=s), lora=lora,
+                   calib=replace(cfg.calib, seed=s))
+
+
+class Clock:
+    def __init__(self):
+        self.t0, self.stages = time.perf_counter(), {}
+
+    def stage(self, name: str, since: float) -> None:
+        self.stages[name] = round(self.stages.get(name, 0.0) + time.perf_counter() - since, 1)
+
+    @property
+    def total(self) -> float:
+        return round(time.perf_counter() - self.t0, 1)
+
+
+def run_seed(cfg: DemoConfig, work: Path, progress: bool = True, log=print) -> dict:
+    """The whole pipeline for one seed in `work`. -> {"scores", "single", "params", "times", ...}."""
+    from . import adapters as adapters_io
+    from .calibrate import CalibrateConfig, calibrate
+    from .train import PretrainConfig, pretrain, train_lora
+    from .world import build_benchmark
+
+    cfg = _seeded(cfg)
+    clock = Clock()
+    comps = [tasks.get(s) for s in cfg.subtasks]
+    singles = sorted({c.primary.name for c in comps} | {c.secondary.name for c in comps},
+                     key=lambda t: list(tasks.SINGLE).index(t))
+
+    t = time.perf_counter()
+    world = work / "world"
+    if not (world / "corpus.txt").exists():
+        build_benchmark(world, seed=cfg.seed, n_single=cfg.n_single, n_comp=cfg.n_comp, n_valid=cfg.n_valid,
+                        n_test=cfg.n_test, subtasks=cfg.subtasks)
+    clock.stage("world", t)
+
+    t = time.perf_counter()
+    base = work / "base"
+    if not (base / "pretrain.json").exists():
+        from .tiny import write_tiny_model
+
+        log(f"pretraining the base model ({cfg.model.hidden} hidden, {cfg.model.layers} layers) on {world / 'corpus.txt'}")
+        write_tiny_model(base, cfg.model, (world / "corpus.txt").read_text(encoding="utf-8").splitlines())
+        pretrain(base, world / "corpus.txt", PretrainConfig(fit=cfg.pretrain), progress=progress)
+        shutil.rmtree(base / ".pretrain", ignore_errors=True)
+    clock.stage("pretrain", t)
+
+    t = time.perf_counter()
+    loras = {}
+    for name in singles:
+        loras[name] = work / "loras" / name
+        if not (loras[name] / "adapters.safetensors").exists():
+            train_lora(str(base), world / "single" / name, loras[name], cfg.lora, progress=progress)
+    clock.stage("single LoRAs", t)
+
+    calibs: dict[str, dict[str, Path]] = {}
+    joints: dict[str, Path] = {}
+    for comp in comps:
+        data = world / "comp" / comp.name
+        t = time.perf_counter()
+        joints[comp.name] = work / "joint" / comp.name
+        if not (joints[comp.name] / "adapters.safetensors").exists():
+            train_lora(str(base), data, joints[comp.name], cfg.lora, progress=progress)
+        clock.stage("joint experts", t)
+        t = time.perf_counter()
+        calibs[comp.name] = {}
+        for label, ccfg in CALIBRATIONS.items():
+            out = work / "calib" / comp.name / label
+            calibs[comp.name][label] = out
+            if not (out / "calibration.safetensors").exists():
+                calibrate(str(base), [loras[comp.primary.name], loras[comp.secondary.name]], data, out,
+                          CalibrateConfig(calibration=replace(ccfg, seed=cfg.seed), fit=cfg.calib), progress=progress)
+        clock.stage("calibrations", t)
+
+    t = time.perf_counter()
+    scores, single_scores = evaluate_all(cfg, base, world, comps, singles, loras, joints, calibs, work / "eval", log)
+    clock.stage("evaluation", t)
+
+    params = {"single LoRA": adapters_io.read(next(iter(loras.values()))).num_params()}
+    params["joint expert"] = adapters_io.read(next(iter(joints.values()))).num_params()
+    for label, path in next(iter(calibs.values())).items():
+        params[label] = json.loads((path / "calibration_config.json").read_text())["num_params"]
+    training = {"pretrain": json.loads((base / "pretrain.json").read_text())["result"],
+                "loras": {n: _train_meta(p) for n, p in loras.items()},
+                "joint": {n: _train_meta(p) for n, p in joints.items()},
+                "calibrations": {n: {label: json.loads((p / "calibration_config.json").read_text())["result"]
+                                     for label, p in d.items()} for n, d in calibs.items()}}
+    return {"seed": cfg.seed, "scores": scores, "single": single_scores, "params": params, "training": training,
+            "times": {**clock.stages, "total": clock.total}, "base_params": json.loads(
+                (base / "pretrain.json").read_text())["params"]}
+
+
+def _train_meta(path: Path) -> dict:
+    return json.loads((path / "adapter_config.json").read_text())["mlx_lc"]["result"]
+
+
+def evaluate_all(cfg, base, world, comps, singles, loras, joints, calibs, out: Path, log) -> tuple[dict, dict]:
+    """Every method on every sub-task's test split, and every single LoRA on its own task."""
+    from . import adapters as adapters_io
+    from . import calibration as calib_io
+    from .evaluate import EvalConfig, generate_batch, multi_step, score, summarize
+    from .generate import apply_lora, load_base, remove_adapters
+    from .merge import MergeConfig, merge
+    from .train import read_jsonl
+
+    model, tok = load_base(str(base))
+    model.eval()
+    ecfg = EvalConfig(cfg.max_tokens, cfg.eval_batch)
+    lora = {n: adapters_io.read(p) for n, p in loras.items()}
+    out.mkdir(parents=True, exist_ok=True)
+
+    def gen(rows, adapter):
+        remove_adapters(model)
+        if adapter is not None:
+            apply_lora(model, adapter)
+        return generate_batch(model, tok, [r["prompt"] for r in rows], cfg.max_tokens, cfg.eval_batch)
+
+    def record(name, rows, outputs):
+        recs = score(rows, outputs)
+        with open(out / f"{name}.jsonl", "w") as f:
+            for r in recs:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        return next(iter(summarize(recs).values()))
+
+    single_scores = {}
+    for name in singles:
+        rows = read_jsonl(world / "single" / name / "test.jsonl")
+        single_scores[name] = record(f"single.{name}", rows, gen(rows, lora[name]))
+        log(f"single-task LoRA {name}: {_brief(single_scores[name])}")
+
+    scores: dict[str, dict] = {}
+    for comp in comps:
+        rows = read_jsonl(world / "comp" / comp.name / "test.jsonl")
+        p, s = lora[comp.primary.name], lora[comp.secondary.name]
+        runs = {"zero-shot": None, "primary": p, "secondary": s}
+        runs.update({f"{m} merge": merge([p, s], MergeConfig(m, seed=cfg.seed)) for m in MERGES})
+        runs["joint expert"] = adapters_io.read(joints[comp.name])
+        for label, path in calibs[comp.name].items():
+            merged = merge([p, s], MergeConfig("linear"))
+            # the folded adapter is what ships: one ordinary LoRA, same outputs as merge + calibration
+            runs[label] = calib_io.fold(merged, calib_io.load(path, merged))
+        scores[comp.name] = {}
+        for method, adapter in runs.items():
+            scores[comp.name][method] = record(f"{comp.name}.{method}", rows, gen(rows, adapter))
+        remove_adapters(model)
+        scores[comp.name]["multi-step"] = record(f"{comp.name}.multi-step", rows,
+                                                 multi_step(model, tok, p, s, rows, ecfg))
+        for method in METHODS:
+            log(f"{comp.name:<24} {method:<16} {_brief(scores[comp.name][method])}")
+    return scores, single_scores
+
+
+def _brief(s: dict) -> str:
+    from .evaluate import pct
+
+    return (f"judge {pct(s['judge_pass'])}%  facts {pct(s['fact_acc'])}%  lang {pct(s['language_ok'])}%  "
+            f"tone {pct(s['tone_ok'])}%  {s['metric']} {pct(s['score'])}")
+
+
+def run(cfg: DemoConfig, out: str | Path, seeds: list[int] | None = None, progress: bool = True,
+        log=print, label: str = "default") -> dict:
+    """Run the demo for each seed and write the results folder. -> the results dict."""
+    from .demo_report import write_results
+
+    out = Path(out)
+    seeds = seeds or [cfg.seed]
+    t0 = time.perf_counter()
+    per_seed = []
+    for s in seeds:
+        log(f"== seed {s}: {len(cfg.subtasks)} sub-task(s): {', '.join(cfg.subtasks)}")
+        per_seed.append(run_seed(replace(cfg, seed=s), out / "work" / f"seed{s}", progress, log))
+    results = {"preset": label, "config": _jsonable(asdict(cfg)), "seeds": seeds, "runs": per_seed,
+               "wall_seconds": round(time.perf_counter() - t0, 1)}
+    write_results(results, out)
+    return results
+
+
+def _jsonable(x):
+    return json.loads(json.dumps(x, default=str))
