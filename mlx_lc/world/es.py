@@ -18,8 +18,12 @@ HOURS = {9: "las nueve de la mañana", 10: "las diez de la mañana", 11: "las on
 
 
 def agree(adj: str, gender: str) -> str:
-    """Masculine adjective in -o to the gender given: ocupado -> ocupada."""
-    return adj[:-1] + "a" if gender == "f" and adj.endswith("o") else adj
+    """Masculine adjective in -o/-os to the gender given: ocupado -> ocupada, juntos -> juntas."""
+    if gender != "f":
+        return adj
+    if adj.endswith("os"):
+        return adj[:-2] + "as"
+    return adj[:-1] + "a" if adj.endswith("o") else adj
 
 
 def lower_first(s: str) -> str:

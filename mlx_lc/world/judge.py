@@ -107,12 +107,13 @@ def found(text: str, lang: str) -> dict[str, set]:
 
 def facts(frame: Frame, text: str, lang: str, kind: str | None) -> dict[str, bool]:
     """Per slot: the frame's value is stated and no other value of that slot is. Who: a summary
-    names both speakers, a reply the person it answers; kind None accepts either."""
+    names both speakers; a reply names the person it answers and not the one speaking (so a
+    summary-shaped answer to the reply task fails); kind None accepts either."""
     f = found(text, lang)
     names, speakers = f["who"], set(frame.speakers)
-    need = {"summary": [speakers], "reply": [{frame.addressee}], None: [speakers, {frame.addressee}]}[kind]
+    allowed = {"summary": [speakers], "reply": [{frame.addressee}], None: [speakers, {frame.addressee}]}[kind]
     return {
-        "who": names <= speakers and any(n <= names for n in need),
+        "who": names in allowed,
         "what": f["what"] == {frame.what},
         "where": f["where"] == {frame.where},
         "when": f["day"] == {frame.day} and f["hour"] == {frame.hour},
