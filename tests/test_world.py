@@ -12,7 +12,6 @@ from mlx_lc import tasks
 from mlx_lc.errors import MlxLcError
 from mlx_lc.world import (Frame, build_benchmark, cut_last_turn, detect_language, detect_tone, dialogue,
                           judge, judge_summary, make_example, make_frame, reply, sentence, summary)
-from mlx_lc.world.dataset import corpus_documents
 from mlx_lc.world.judge import found
 from mlx_lc.world.lexicon import ACTIVITIES, HOURS, LANGS, PLACES
 from mlx_lc.world.tones import TONES
@@ -162,7 +161,8 @@ def test_spanish_grammar():
     from mlx_lc.world.frames import context
     c = context(g, 0)
     assert es.place_(c, 0, c.where, "yes") == "¡Me parece bien! ¿Vamos al parque?"
-    assert "Prefiero no ir a la biblioteca, siempre está llena de gente." in es.reject_place(c, 1, c.alt_where, c.where)
+    assert "Prefiero no ir a la biblioteca, siempre está llena de gente." in \
+        es.reject_place(c, 1, c.alt_where, c.where)
     tom, anna = context(g, 1), c  # agreement with the speaker
     assert "estoy ocupado." in es.reject_time(tom, 0, "mon", 15, "fri", 10)
     assert "estoy ocupada." in es.reject_time(anna, 0, "mon", 15, "fri", 10)
@@ -175,7 +175,8 @@ def test_french_grammar():
     from mlx_lc.world import fr
     from mlx_lc.world.frames import context
     f = frame(what="trip", where="hotel", hour=20)
-    assert summary(f, "fr", variant=0) == "Anna et Tom ont convenu d'organiser le voyage à l'hôtel vendredi à 20 heures."
+    assert summary(f, "fr", variant=0) == \
+        "Anna et Tom ont convenu d'organiser le voyage à l'hôtel vendredi à 20 heures."
     assert fr.at(context(f).where) == "à l'hôtel"
     assert fr.at(context(frame(where="station")).where) == "à la gare"
     assert fr.at(context(frame(where="park")).where) == "au parc"

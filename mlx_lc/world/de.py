@@ -101,7 +101,7 @@ def open_(c: Ctx, k: int, what: Activity) -> str:
 
 def reject_what(c: Ctx, k: int, alt: Activity, what: Activity) -> str:
     return (f"Hmm, ich habe nicht so große Lust, {zu_inf(alt)}. Könnten wir stattdessen {inf(what)}?",
-            f"Diesmal möchte ich lieber nicht {inf(alt)}. Wie wäre es, wenn wir {inf(what)}?")[k]
+            f"Diesmal möchte ich lieber etwas anderes machen als {inf(alt)}. Wie wäre es, wenn wir {inf(what)}?")[k]
 
 
 ACK = {"yes": "Klingt gut!", "anyway": "Na gut,"}

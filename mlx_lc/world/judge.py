@@ -19,7 +19,7 @@ from .. import tasks
 from ..errors import MlxLcError
 from .frames import KINDS, Frame
 from .lexicon import ACTIVITIES, DAYS, HOUR_WORDS, HOURS, LANGS, PEOPLE, PLACES
-from .tones import MARKERS, TONES
+from .tones import MARKERS
 
 SLOTS = ("who", "what", "where", "when")
 
