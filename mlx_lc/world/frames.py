@@ -106,7 +106,8 @@ def context(frame: Frame, speaker: int | None = None) -> Ctx:
 
 
 def make_frame(seed: int) -> Frame:
-    """The frame for `seed`: every slot drawn independently and uniformly, alternatives distinct."""
+    """The frame for `seed`: slots drawn independently and uniformly (meals at meal times), each
+    rejected alternative different from the agreed value."""
     rng = random.Random(seed)
     a, b = rng.sample(PEOPLE, 2)
     what, alt_what = rng.sample(ACTIVITIES, 2)

@@ -105,16 +105,15 @@ def plan_dialogue(frame: Frame, rng: random.Random, reply_variant: int | None = 
     return turns
 
 
-def _resolve(args: dict) -> dict:
-    """Slot ids -> lexicon entries (activities and places); days, hours, flags stay as they are."""
-    out = {}
-    for k, v in args.items():
-        if k in ("what",) or (k == "alt" and v in ACTIVITY):
-            out[k] = ACTIVITY[v]
-        elif k == "where" or k == "alt":
-            out[k] = PLACE[v]
-        else:
-            out[k] = v
+def _resolve(act: str, args: dict) -> dict:
+    """Slot ids -> lexicon entries; "alt" is an activity when rejecting one, else a place."""
+    out = dict(args)
+    if "what" in out:
+        out["what"] = ACTIVITY[out["what"]]
+    if "where" in out:
+        out["where"] = PLACE[out["where"]]
+    if "alt" in out:
+        out["alt"] = (ACTIVITY if act == "reject_what" else PLACE)[out["alt"]]
     return out
 
 
@@ -124,7 +123,7 @@ def render_turn(frame: Frame, turn: Turn, lang: str = "en") -> str:
     if turn.act == "reply":
         return reply(frame, lang, variant=turn.variant)
     c = context(frame, turn.speaker)
-    return MODULES[lang].ACTS[turn.act](c, turn.variant, **_resolve(turn.args))
+    return MODULES[lang].ACTS[turn.act](c, turn.variant, **_resolve(turn.act, turn.args))
 
 
 def render(frame: Frame, turns: list[Turn], lang: str = "en") -> str:
