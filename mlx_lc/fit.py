@@ -78,9 +78,47 @@ def collate(examples: Sequence[Example], max_seq_len: int, pad_to: int = 16):
     return mx.array(arr[:, :-1]), mx.array(arr[:, 1:]), mx.array(mask)
 
 
-def masked_loss(model, inputs, targets, mask, norm):
-    """Sum of token cross-entropies under `mask`, divided by `norm` (see `Fitter.step`)."""
-    logits = model(inputs)
+def scored_positions(mask: mx.array, pad_to: int = 8) -> mx.array | None:
+    """(B, C) indices of each row's scored positions (padded with one of its unscored positions,
+    whose mask then zeroes it), or None when most positions are scored anyway (pretraining). With a completion-only loss the
+    prompt needs no logits: the vocabulary projection and its softmax, a large part of a tiny
+    model's step on CPU, then run on C ~ completion length positions instead of the whole row."""
+    m = np.array(mask) > 0
+    counts = m.sum(axis=1)
+    width = pad_to * math.ceil(max(1, counts.max()) / pad_to)
+    if width * 2 > m.shape[1] or m.all(axis=1).any():
+        return None
+    pos = np.zeros((m.shape[0], width), np.int32)
+    for j in range(m.shape[0]):
+        idx = np.nonzero(m[j])[0]
+        pos[j] = np.nonzero(~m[j])[0][0]
+        pos[j, : len(idx)] = idx
+    return mx.array(pos)
+
+
+# Architectures whose __call__ is exactly `lm_head(model.model(x))` (tied or not), so the head
+# can run on selected positions only.
+_SPLIT_HEAD = ("llama", "qwen2", "qwen3")
+
+
+def _head(model):
+    if getattr(model, "model_type", None) not in _SPLIT_HEAD or not hasattr(model, "model"):
+        return None
+    if getattr(model.args, "tie_word_embeddings", False):
+        return model.model.embed_tokens.as_linear
+    return model.lm_head
+
+
+def masked_loss(model, inputs, targets, mask, norm, pos=None):
+    """Sum of token cross-entropies under `mask`, divided by `norm` (see `fit`). `pos` (from
+    `scored_positions`) restricts the vocabulary projection to the positions that are scored."""
+    head = _head(model) if pos is not None else None
+    if head is None:
+        logits = model(inputs)
+    else:
+        h = mx.take_along_axis(model.model(inputs), pos[..., None], axis=1)  # (B, C, D)
+        logits = head(h)
+        targets, mask = mx.take_along_axis(targets, pos, axis=1), mx.take_along_axis(mask, pos, axis=1)
     ce = nn.losses.cross_entropy(logits.astype(mx.float32), targets) * mask
     return ce.sum() / norm
 
@@ -126,7 +164,7 @@ def evaluate_loss(model, examples: Sequence[Example], batch_size: int, max_seq_l
         if not part:
             continue
         x, y, m = collate(part, max_seq_len)
-        total = total + masked_loss(model, x, y, m, 1.0)
+        total = total + masked_loss(model, x, y, m, 1.0, scored_positions(m))
         count = count + m.sum()
         mx.eval(total, count)
     if size > 1:
@@ -169,8 +207,8 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
     state = [model.state, opt.state, mx.random.state]
 
     @partial(mx.compile, inputs=state, outputs=state)
-    def step(x, y, m, norm):
-        loss, grads = loss_and_grad(model, x, y, m, norm)
+    def step(x, y, m, norm, pos):
+        loss, grads = loss_and_grad(model, x, y, m, norm, pos)
         opt.update(model, nn.average_gradients(grads))  # mean over ranks of (local sum * N / global count)
         return loss
 
@@ -206,7 +244,7 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
         batch = [train[i] for i in batch_order(len(train), cfg.batch_size, cfg.seed, it)]
         global_count = sum(max(0, min(len(ids), cfg.max_seq_len + 1) - max(skip, 1)) for ids, skip in batch)
         x, y, m = collate(shard(batch, rank, size), cfg.max_seq_len)
-        loss = step(x, y, m, mx.array(max(global_count, 1) / size, mx.float32))
+        loss = step(x, y, m, mx.array(max(global_count, 1) / size, mx.float32), scored_positions(m))
         mx.eval(state, loss)
         it += 1
         n_tok = sum(min(len(ids), cfg.max_seq_len + 1) - 1 for ids, _ in batch)

@@ -132,3 +132,14 @@ def test_pretrain_trains_every_weight(tmp_path):
     unchanged = [k for k in before if mx.array_equal(before[k], after[k])]
     assert not unchanged, unchanged
     mlx_lm.load(str(out))  # still a loadable model
+
+
+def test_loss_on_scored_positions_equals_full_logits(tiny_model):
+    from mlx_lc.fit import masked_loss, scored_positions
+
+    model, tok = tiny_model
+    x, y, m = collate(encode_rows(tok, [toy_data.row("summarize", i) for i in range(4)]), 512)
+    pos = scored_positions(m)
+    assert pos is not None and pos.shape[1] < x.shape[1] / 2
+    full, gathered = masked_loss(model, x, y, m, m.sum()), masked_loss(model, x, y, m, m.sum(), pos)
+    assert abs(full.item() - gathered.item()) < 1e-5 and full.item() > 0
