@@ -150,7 +150,7 @@ def read_spc(path: Path, split: str, report: Report) -> list[Example]:
 
 
 _FR_ELISION = re.compile(r"\b(jusqu|lorsqu|puisqu|qu|[cdjlmnst])' (?=\w)", re.IGNORECASE)
-_CONTRACTION = re.compile(r" (n't|'s|'re|'ve|'m|'ll|'d)\b", re.IGNORECASE)
+_CONTRACTION = re.compile(r" (n't|'t|'s|'re|'ve|'m|'ll|'d)\b", re.IGNORECASE)
 
 
 def detokenize(text: str, lang: str) -> str:
