@@ -80,16 +80,16 @@ def parse_verdict(text: str | None) -> str | None:
     if labeled:
         return labeled[-1]  # "Reasoning ... Verdict: FAIL" — the last labelled verdict is the final one
     words = _WORD.findall(plain.lower())
-    if words and (v := _word_verdict(words[0])) and words[0] not in ("y", "n"):
-        return v  # "Yes, the summary ...", "FAIL. It is in English."
+    found = {"pass" if w in _POS else "fail" for w in words if w in _STRONG}  # pass/fail words anywhere
+    if _NEGATED_PASS.search(plain):
+        found.discard("pass")
+        found.add("fail")
+    if words and words[0] not in ("y", "n") and (v := _word_verdict(words[0])) and found <= {v}:
+        return v  # "Yes, the summary ...", "FAIL. It is in English." (unless the prose says the opposite)
     last_line = [ln for ln in plain.strip().splitlines() if ln.strip()][-1]
     lw = _WORD.findall(last_line.lower())
     if len(lw) == 1 and (v := _word_verdict(lw[0])):
         return v  # reasoning, then the verdict alone on the last line
-    found = {"pass" if w in _POS else "fail" for w in words if w in _STRONG}
-    if _NEGATED_PASS.search(plain):
-        found.discard("pass")
-        found.add("fail")
     return found.pop() if len(found) == 1 else None
 
 
@@ -148,7 +148,8 @@ def read_outputs(path: str | Path) -> list[dict]:
                 except json.JSONDecodeError:
                     raise MlxLcError(f"{path}:{n}: not valid JSON") from None
     if isinstance(data, dict):
-        data = data.get("examples") or data.get("per_example") or data.get("results")
+        listed = data.get("examples") or data.get("per_example") or data.get("results")
+        data = listed if isinstance(listed, list) else [data]  # a one-line JSON-lines file
     if not isinstance(data, list):
         raise MlxLcError(f"{path}: expected JSON lines or a list of examples")
     return data
