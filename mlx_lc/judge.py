@@ -129,6 +129,12 @@ def _first(row: dict, keys) -> str | None:
     return None
 
 
+def input_from_prompt(task: str, prompt: str) -> str | None:
+    """The raw input inside a prompt built by tasks.prompt_text (None if it was built otherwise)."""
+    head = tasks.get(task).instruction + "\n\n"
+    return prompt[len(head):] if prompt.startswith(head) else None
+
+
 def read_outputs(path: str | Path) -> list[dict]:
     """Rows from JSON lines, a JSON list, or {"examples": [...]} (as `mlx-lc eval` writes per example)."""
     path = Path(path)
@@ -183,6 +189,8 @@ def judge(rows: list[dict], cfg: JudgeConfig) -> tuple[list[dict], dict]:
             raise MlxLcError(f"example {i}: not a JSON object")
         task = _first(row, _TASK_KEYS) or cfg.task
         inp, out = _first(row, _INPUT_KEYS), _first(row, _OUTPUT_KEYS)
+        if inp is None and task and isinstance(row.get("prompt"), str):
+            inp = input_from_prompt(task, row["prompt"])  # `mlx-lc eval` keeps the prompt, not the input
         missing = [n for n, v in (("task (or --task)", task), ("input", inp), ("output", out)) if v is None]
         if missing:
             raise MlxLcError(f"example {i}: missing {', '.join(missing)}; output fields accepted: "

@@ -227,3 +227,18 @@ def test_cli_errors_are_one_line(env, tmp_path):
     f.write_text("id,text\n1,hello\n")
     with pytest.raises(MlxLcError, match="lacks column"):
         build(cfg_for(env, tmp_path / "o", tmp_path / "c", hub_cache=bad, sources=("dialogsum",)))
+
+
+def test_clean_keeps_only_the_rewrite():
+    from mlx_lc.data.rewrite import Rewrite, clean
+
+    src = "Anna and Ben will meet at noon."
+    assert clean('Translation: "Anna y Ben se verán a mediodía."', src) == "Anna y Ben se verán a mediodía."
+    assert clean("**Spanish:** Anna y Ben se verán.\n\nNote: I kept the names.", src) == "Anna y Ben se verán."
+    assert clean("Catch ya at noon!\n\n### END", src) == "Catch ya at noon!"
+    assert clean('He said "hi" and left.', src) == 'He said "hi" and left.'
+    assert clean("   \n", src) == "" and clean(None, src) == ""
+    assert "into German" in Rewrite("de").message(src) and src in Rewrite("witty").message(src)
+    assert Rewrite("casual", "llm-toys").message(src).startswith("### Instruction:\nChange the tone")
+    with pytest.raises(MlxLcError):
+        Rewrite("es", "llm-toys")

@@ -53,6 +53,9 @@ def test_read_outputs_accepts_lines_lists_and_examples(tmp_path):
                        ("c.json", json.dumps({"examples": rows}))]:
         (tmp_path / name).write_text(text)
         assert judge.read_outputs(tmp_path / name) == rows
+    # `mlx-lc eval` writes examples.jsonl with the prompt and no input field
+    ev = {"task": "reply+es", "prompt": tasks.prompt_text(tasks.get("reply+es"), "See you at 6?"), "output": "¡Claro!"}
+    assert judge.input_from_prompt(ev["task"], ev["prompt"]) == "See you at 6?"
     (tmp_path / "d.jsonl").write_text('{"task": "reply+es"}\nnot json\n')
     with pytest.raises(MlxLcError, match="d.jsonl:2"):
         judge.read_outputs(tmp_path / "d.jsonl")
