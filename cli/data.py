@@ -111,7 +111,8 @@ def judge(model, data_path, out, task, method, batch_size, max_tokens, cache_dir
 @main.command("judge-table")
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Also write the table to this Markdown file.")
-def judge_table(runs, out):
+@click.option("--png", type=click.Path(path_type=Path), help="Also write a bar chart (needs matplotlib).")
+def judge_table(runs, out, png):
     """Table of judge pass rates per task group beside the paper's Table 1.
 
     RUNS are METHOD=FOLDER pairs, each FOLDER a `mlx-lc judge` output (judge_summary.json).
@@ -130,4 +131,6 @@ def judge_table(runs, out):
     if out:
         atomic_write_text(out, text)
         click.echo(f"wrote {out}")
+    if png:
+        click.echo(f"wrote {judge_lib.plot(summaries, png)}")
 

@@ -242,3 +242,36 @@ def table(summaries: dict[str, dict], paper: bool = True) -> str:
     if paper:
         lines += [f"| paper: {m} | " + " | ".join(f"{v:.2f}" for v in vals) + " | - |" for m, vals in PAPER_TABLE1.items()]
     return head + "\n".join(lines) + "\n"
+
+
+def plot(summaries: dict[str, dict], path: str | Path) -> Path:
+    """Grouped bar chart of judge pass rates per task group, with the paper's LC++ and multi-step as lines."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MlxLcError("plotting needs matplotlib: pip install 'mlx-lc[eval]'") from None
+    import numpy as np
+
+    methods, x = list(summaries), np.arange(len(tasks.GROUPS))
+    width = 0.8 / max(len(methods), 1)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(methods) + 4), 4.2))
+    for i, m in enumerate(methods):
+        groups = summaries[m].get("by_group", {})
+        vals = [(groups.get(g) or {}).get("pass_rate") or 0.0 for g in tasks.GROUPS]
+        ax.bar(x - 0.4 + width * (i + 0.5), vals, width, label=m)
+    for ref, style in (("multi-step LoRA (2 passes)", "--"), ("LC++", ":")):
+        for j, v in enumerate(PAPER_TABLE1[ref]):
+            ax.hlines(v, j - 0.4, j + 0.4, colors="black", linestyles=style, label=f"paper: {ref}" if j == 0 else None)
+    ax.set_xticks(x, tasks.GROUPS)
+    ax.set_ylabel("LLM-judge pass rate (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    ax.set_title("Compositional tasks: judge pass rate per task group")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

@@ -143,7 +143,7 @@ done
 
 # 6. tables ---------------------------------------------------------------------------------------
 log "LLM-judge pass rate (%) per task group, ours beside the paper's Table 1"
-$MLX_LC judge-table "${TABLE_ARGS[@]}" --out "$WORK/table_judge.md"
+$MLX_LC judge-table "${TABLE_ARGS[@]}" --out "$WORK/table_judge.md" --png "$WORK/table_judge.png"
 
 log "ROUGE per task group (ROUGE-L for summaries, weighted ROUGE for replies), mean over sub-tasks"
 python - "$WORK" $METHODS <<'EOF' | tee "$WORK/table_rouge.md"
@@ -165,4 +165,4 @@ for m in methods:
     cells = [f"{100 * sum(v) / len(v):.2f}" if v else "-" for v in by_group.values()]
     print(f"| {m} | " + " | ".join(cells) + " |")
 EOF
-log "done: $WORK/table_judge.md, $WORK/table_rouge.md"
+log "done: $WORK/table_judge.md (and .png), $WORK/table_rouge.md"

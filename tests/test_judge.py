@@ -88,8 +88,10 @@ def test_judge_cli_with_tiny_model(tiny, tmp_path):
     # the same outputs again: every verdict comes from the cache
     r = CliRunner().invoke(main, args, catch_exceptions=False)
     assert json.loads((tmp_path / "j" / "judge_summary.json").read_text())["generation"]["generated"] == 0
-    r = CliRunner().invoke(main, ["judge-table", f"LC={tmp_path / 'j'}"], catch_exceptions=False)
+    r = CliRunner().invoke(main, ["judge-table", f"LC={tmp_path / 'j'}", "--png", str(tmp_path / "t.png")],
+                           catch_exceptions=False)
     assert r.exit_code == 0 and "| LC |" in r.output and "paper: LC++" in r.output
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_judge_cli_bad_input_is_one_line(tiny, tmp_path):

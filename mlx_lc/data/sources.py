@@ -203,6 +203,8 @@ def read_ted(paths: Iterable[Callable[[], Path]], split: str, langs: Iterable[st
         if "translations" not in names:
             raise MlxLcError(f"ted: {path.name} lacks column 'translations'; it has {names}")
         for batch in pf.iter_batches(batch_size=2048, columns=["translations"]):
+            if cap is not None and all(len(out[lang]) >= cap for lang in langs):
+                break  # the train files are large: read no further than needed
             for row in batch.column(0).to_pylist():
                 row_no += 1
                 if not isinstance(row, dict) or not isinstance(row.get("language"), list) \
