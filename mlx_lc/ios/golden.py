@@ -72,13 +72,15 @@ def composition_name(task: tasks.Composition) -> str:
 
 
 def default_io(cfg: dict, context: int) -> dict:
-    """The io section: Apple's published Llama export names, which swift-transformers also uses."""
-    cache = [cfg["num_hidden_layers"], cfg["num_key_value_heads"], context, cfg["head_dim"]]
+    """The io section as the Core ML exporter writes it (mlx_lc/export/coreml.py `io_description`,
+    branch coreml): Apple's Llama export names, which swift-transformers also uses."""
+    cache = [cfg["num_hidden_layers"], 1, cfg["num_key_value_heads"], context, cfg["head_dim"]]
     return {"inputs": {"inputIds": {"shape": [1, "T"], "dtype": "int32"},
                        "causalMask": {"shape": [1, 1, "T", "P+T"], "dtype": "float16"}},
             "outputs": {"logits": {"shape": [1, "T", cfg["vocab_size"]], "dtype": "float16"}},
             "states": {"keyCache": {"shape": cache, "dtype": "float16"},
-                       "valueCache": {"shape": cache, "dtype": "float16"}}}
+                       "valueCache": {"shape": cache, "dtype": "float16"}},
+            "dims": {"T": {"prefill": [1, context], "decode": [1, 1]}, "P": [0, context - 1], "P+T": [1, context]}}
 
 
 def _dump(path: Path, obj) -> None:
@@ -162,7 +164,7 @@ def _tiny_tokenizer(work: Path):
 
 def _manifest(tok, files: list[str], config: dict) -> dict:
     comps = {composition_name(c): c.name for c in tasks.COMPOSITIONS.values()}
-    functions = {name: {"prefill": f"prefill_{name}", "decode": f"decode_{name}"} for name in comps}
+    functions = {name: {"prefill": f"{name}_prefill", "decode": f"{name}_decode"} for name in comps}  # as the exporter names them
     model = {"architecture": config["model_type"], "vocab_size": config["vocab_size"],
              "hidden_size": config["hidden_size"], "num_layers": config["num_hidden_layers"],
              "num_kv_heads": config["num_key_value_heads"], "head_dim": config["head_dim"],

@@ -78,13 +78,23 @@ public struct Manifest: Decodable, Sendable, Equatable {
         public var inputs: [String: TensorSpec]
         public var outputs: [String: TensorSpec]
         public var states: [String: TensorSpec]
+        /// Most tokens one prefill call takes (io.dims.T.prefill[1]); nil: the context length.
+        public var maxPrefillTokens: Int?
 
-        enum CodingKeys: String, CodingKey { case inputs, outputs, states }
+        enum CodingKeys: String, CodingKey { case inputs, outputs, states, dims }
 
-        public init(inputs: [String: TensorSpec], outputs: [String: TensorSpec], states: [String: TensorSpec]) {
+        /// io.dims: ranges of the flexible dimensions, {"T": {"prefill": [lo, hi], "decode": [1, 1]}, ...}.
+        struct Dims: Decodable {
+            struct TokenRange: Decodable { var prefill: [Int]? }
+            var T: TokenRange?
+        }
+
+        public init(inputs: [String: TensorSpec], outputs: [String: TensorSpec], states: [String: TensorSpec],
+                    maxPrefillTokens: Int? = nil) {
             self.inputs = inputs
             self.outputs = outputs
             self.states = states
+            self.maxPrefillTokens = maxPrefillTokens
         }
 
         public init(from decoder: Decoder) throws {
@@ -92,6 +102,9 @@ public struct Manifest: Decodable, Sendable, Equatable {
             inputs = try c.decode([String: TensorSpec].self, forKey: .inputs)
             outputs = try c.decode([String: TensorSpec].self, forKey: .outputs)
             states = try c.decodeIfPresent([String: TensorSpec].self, forKey: .states) ?? [:]
+            // Optional and informative only: an unexpected layout must not make a manifest unreadable.
+            let dims = try? c.decodeIfPresent(Dims.self, forKey: .dims)
+            maxPrefillTokens = dims?.T?.prefill?.last
         }
     }
 

@@ -88,6 +88,8 @@ final class GoldenPromptTests: XCTestCase {
         XCTAssertEqual(io.mask, "causalMask")
         XCTAssertEqual(io.logits, "logits")
         XCTAssertEqual(io.states, ["keyCache", "valueCache"])
+        XCTAssertEqual(m.io.maxPrefillTokens, m.model.contextLength)
+        XCTAssertEqual(m.compositions[0].functions.prefill, "\(m.compositions[0].name)_prefill")
         XCTAssertNoThrow(try m.check(tokenizer: Golden.tokenizer("main")))
     }
 
