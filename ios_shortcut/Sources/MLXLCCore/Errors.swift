@@ -16,6 +16,8 @@ public enum LCError: Error, Equatable, Sendable {
     case unknownComposition(String, available: [String])
     /// The model failed while running.
     case modelFailure(String)
+    /// One reply at a time: the model has one cache.
+    case busy
 }
 
 extension LCError: LocalizedError {
@@ -41,6 +43,8 @@ extension LCError: LocalizedError {
                 + available.joined(separator: ", ") + "."
         case .modelFailure(let why):
             return "The model failed: \(why)."
+        case .busy:
+            return "Another reply is still being written; try again when it is done."
         }
     }
 }
