@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
+
+import pytest
 
 import mlx_lc  # noqa: F401  (OpenBLAS before mlx)
 from mlx_lc.ios.golden import DEFAULT_OUT, write_golden
@@ -14,19 +17,34 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_committed_golden_files_are_current(tmp_path):
-    fresh = _files(write_golden(tmp_path / "golden"))
-    committed = _files(DEFAULT_OUT)
+def _compare(fresh: dict[str, bytes], committed: dict[str, bytes]) -> None:
     assert sorted(fresh) == sorted(committed), "golden file set changed: run python scripts/ios_golden.py"
     stale = [name for name in fresh if fresh[name] != committed[name]]
     assert not stale, f"stale golden files {stale}: run python scripts/ios_golden.py"
-    # Every composition appears, and the prompt cases cover each conversation.
-    import json
 
+
+def test_golden_files_derived_from_the_tokenizers_are_current(tmp_path):
+    """Prompts, ids, decodes, manifest and sampler cases, recomputed from the committed tokenizer
+    files with the installed Python stack."""
+    fresh = _files(write_golden(tmp_path / "golden", reuse_tokenizers=DEFAULT_OUT))
+    _compare(fresh, _files(DEFAULT_OUT))
     manifest = json.loads(fresh["manifest.json"])
     prompts = json.loads(fresh["prompts.json"])
     assert len(manifest["compositions"]) == 14
     assert len(prompts["cases"]) == 14 * len(prompts["conversations"])
+    tokens = json.loads(fresh["tokens.json"])
+    assert set(tokens) == {"main", "llama3", "spm", "metaspace"}
+
+
+def test_golden_tokenizers_retrain_identically(tmp_path):
+    """Training (and transformers' save_pretrained) is deterministic for given releases; with
+    others the tokenizer files may legitimately differ, so this runs only with the recorded ones."""
+    from mlx_lc.ios.golden import _versions
+
+    recorded = json.loads((DEFAULT_OUT / "versions.json").read_text())
+    if _versions() != recorded:
+        pytest.skip(f"golden tokenizers were trained with {recorded}, this is {_versions()}")
+    _compare(_files(write_golden(tmp_path / "golden")), _files(DEFAULT_OUT))
 
 
 def test_splitmix64_reference_values():
@@ -74,8 +92,6 @@ def test_sequences_are_reproducible_and_seed_dependent():
 
 
 def test_golden_sampler_cases_replay():
-    import json
-
     golden = json.loads((DEFAULT_OUT / "sampler.json").read_text())
     for case in golden["cases"]:
         cfg = SamplingConfig(case["temperature"], case["top_p"], int(case["seed"]))

@@ -61,6 +61,7 @@ CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ 
                  "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
 
 CONTEXT = 256
+VARIANT_ORDER = ["llama3", "spm", "metaspace"]
 SAMPLER_CONFIGS = [SamplingConfig(0.0, 1.0, 0), SamplingConfig(0.7, 1.0, 0), SamplingConfig(0.7, 1.0, 1),
                    SamplingConfig(1.0, 1.0, 42), SamplingConfig(1.0, 0.9, 42), SamplingConfig(1.5, 0.5, 7),
                    SamplingConfig(0.3, 0.95, 123456789), SamplingConfig(2.0, 0.0, 3),
@@ -144,27 +145,46 @@ def _sampler_section() -> dict:
     return {"prng": draws, "logits": logits, "cases": cases}
 
 
-def _tiny_tokenizer(work: Path):
-    from mlx_lm.tokenizer_utils import TokenizerWrapper
+TINY = dict(hidden=32, layers=2, vocab=512, heads=4, kv_heads=2)
+VERSIONS_FILE = "versions.json"  # the tokenizers/transformers that trained the tokenizer files
+
+
+def _train(work: Path) -> tuple[Path, dict[str, str]]:
+    """Fresh tokenizer files: the tiny model's (with a chat template) and the variants'."""
     from transformers import AutoTokenizer
 
     from ..tiny import DEFAULT_CORPUS, TinyConfig, write_tiny_model
 
     corpus = DEFAULT_CORPUS.splitlines() + CORPUS_EXTRA.splitlines()
-    model_dir = write_tiny_model(work / "tiny", TinyConfig(hidden=32, layers=2, vocab=512, heads=4, kv_heads=2),
-                                 corpus)
+    model_dir = write_tiny_model(work / "tiny", TinyConfig(**TINY), corpus)
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     tok.chat_template = CHAT_TEMPLATE
-    tok_dir = work / "tok"
-    tok.save_pretrained(str(tok_dir))
-    config = json.loads((model_dir / "config.json").read_text())
-    # manifest.build reads what mlx-lm's TokenizerWrapper offers (eos_token_ids), as mlx_lc.load returns it.
-    return TokenizerWrapper(AutoTokenizer.from_pretrained(str(tok_dir))), tok_dir, config, corpus
+    tok.save_pretrained(str(work / "tok"))
+    variants = {name: vtok.to_str(pretty=True) + "\n" for name, vtok in train_variants(corpus, TINY["vocab"]).items()}
+    return work / "tok", variants
+
+
+def _reuse(src: Path, work: Path) -> tuple[Path, dict[str, str]]:
+    """The tokenizer files of an earlier golden folder, to regenerate everything derived from them."""
+    files = json.loads((src / "manifest.json").read_text())["tokenizer"]["files"]
+    (work / "tok").mkdir(parents=True)
+    for name in files:
+        shutil.copy(src / name, work / "tok" / name)
+    variants = {p.parent.name: p.read_text() for p in sorted((src / "variants").glob("*/tokenizer.json"))}
+    return work / "tok", variants
+
+
+def _config(tok) -> dict:
+    """What the manifest needs of the tiny model's config.json (write_tiny_model writes these values)."""
+    return {"model_type": "llama", "vocab_size": len(tok), "hidden_size": TINY["hidden"],
+            "num_hidden_layers": TINY["layers"], "num_key_value_heads": TINY["kv_heads"],
+            "head_dim": TINY["hidden"] // TINY["heads"]}
 
 
 def _manifest(tok, files: list[str], config: dict) -> dict:
     comps = {composition_name(c): c.name for c in tasks.COMPOSITIONS.values()}
-    functions = {name: {"prefill": f"{name}_prefill", "decode": f"{name}_decode"} for name in comps}  # as the exporter names them
+    # Function names as the exporter writes them.
+    functions = {name: {"prefill": f"{name}_prefill", "decode": f"{name}_decode"} for name in comps}
     model = {"architecture": config["model_type"], "vocab_size": config["vocab_size"],
              "hidden_size": config["hidden_size"], "num_layers": config["num_hidden_layers"],
              "num_kv_heads": config["num_key_value_heads"], "head_dim": config["head_dim"],
@@ -186,25 +206,45 @@ def _prompts_section(tok, manifest: dict) -> dict:
     return {"conversations": CONVERSATIONS, "cases": cases}
 
 
-def write_golden(out: str | Path = DEFAULT_OUT) -> Path:
+def _versions() -> dict:
+    import tokenizers
+    import transformers
+
+    return {"tokenizers": tokenizers.__version__, "transformers": transformers.__version__}
+
+
+def write_golden(out: str | Path = DEFAULT_OUT, reuse_tokenizers: str | Path | None = None) -> Path:
+    """Write the golden folder. `reuse_tokenizers`: take the tokenizer files from that golden folder
+    instead of training them (training output depends on the `tokenizers` version)."""
+    from mlx_lm.tokenizer_utils import TokenizerWrapper
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
     out = Path(out)
     with tempfile.TemporaryDirectory() as td:
-        tok, tok_dir, config, corpus = _tiny_tokenizer(Path(td))
-        variants = train_variants(corpus, 512)
+        if reuse_tokenizers is None:
+            tok_dir, variants = _train(Path(td))
+            versions = _versions()
+        else:
+            tok_dir, variants = _reuse(Path(reuse_tokenizers), Path(td))
+            versions = json.loads((Path(reuse_tokenizers) / VERSIONS_FILE).read_text())
+        # manifest.build reads what mlx-lm's TokenizerWrapper offers (eos_token_ids), as mlx_lc.load returns it.
+        tok = TokenizerWrapper(AutoTokenizer.from_pretrained(str(tok_dir)))
         with atomic_dir(out) as tmp:
             files = sorted(p.name for p in tok_dir.iterdir() if p.is_file())
             for name in files:
                 shutil.copy(tok_dir / name, tmp / name)
-            manifest = _manifest(tok, files, config)
+            manifest = _manifest(tok, files, _config(tok))
             manifest_mod.write(manifest, tmp / "manifest.json")
             _dump(tmp / "prompts.json", _prompts_section(tok, manifest))
             tokens = {"main": _tokens_section(tok._tokenizer._tokenizer, TRICKY_TEXTS, seed=1)}
-            for i, (name, vtok) in enumerate(variants.items()):
+            for i, (name, spec) in enumerate(sorted(variants.items(), key=lambda kv: VARIANT_ORDER.index(kv[0]))):
                 (tmp / "variants" / name).mkdir(parents=True)
-                (tmp / "variants" / name / "tokenizer.json").write_text(vtok.to_str(pretty=True) + "\n")
-                tokens[name] = _tokens_section(vtok, TRICKY_TEXTS + [SPECIAL_TEXTS[name]], seed=2 + i)
+                (tmp / "variants" / name / "tokenizer.json").write_text(spec)
+                tokens[name] = _tokens_section(Tokenizer.from_str(spec), TRICKY_TEXTS + [SPECIAL_TEXTS[name]], seed=2 + i)
             _dump(tmp / "tokens.json", tokens)
             _dump(tmp / "sampler.json", _sampler_section())
+            _dump(tmp / VERSIONS_FILE, versions)
             (tmp / "README.md").write_text(
                 "Generated by `python scripts/ios_golden.py` (mlx_lc/ios/golden.py). Do not edit by hand;\n"
                 "tests/test_ios_golden.py fails when these files are stale.\n")

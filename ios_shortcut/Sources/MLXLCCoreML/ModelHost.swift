@@ -38,6 +38,7 @@ public actor ModelHost {
     private var folder: ModelFolder?
     private var compiled: URL?
     private var warm: [(name: String, generator: Generator)] = []
+    private var loading: [String: Task<Generator, Error>] = [:]
     private var session: GenerationSession?
     private var running = false
 
@@ -94,12 +95,21 @@ public actor ModelHost {
             warm.append(hit)
             return hit.generator
         }
-        let url = try await compiledModel(folder)
-        let model = try await CoreMLLanguageModel.load(compiledModel: url, manifest: folder.manifest, composition: comp)
-        let generator = try Generator(manifest: folder.manifest, tokenizer: folder.tokenizer, model: model)
+        // The app's prewarm and a Shortcut run can ask at once; load once.
+        if let pending = loading[comp.name] { return try await pending.value }
+        let task = Task { try await self.load(comp, from: folder) }
+        loading[comp.name] = task
+        defer { loading[comp.name] = nil }
+        let generator = try await task.value
         warm.append((comp.name, generator))
         if warm.count > keepWarm { warm.removeFirst(warm.count - keepWarm) }
         return generator
+    }
+
+    private func load(_ comp: Manifest.Composition, from folder: ModelFolder) async throws -> Generator {
+        let url = try await compiledModel(folder)
+        let model = try await CoreMLLanguageModel.load(compiledModel: url, manifest: folder.manifest, composition: comp)
+        return try Generator(manifest: folder.manifest, tokenizer: folder.tokenizer, model: model)
     }
 
     /// The compiled model: the .mlmodelc beside the manifest, or the package compiled once on
