@@ -39,11 +39,11 @@ def test_golden_files_derived_from_the_tokenizers_are_current(tmp_path):
 def test_golden_tokenizers_retrain_identically(tmp_path):
     """Training (and transformers' save_pretrained) is deterministic for given releases; with
     others the tokenizer files may legitimately differ, so this runs only with the recorded ones."""
-    from mlx_lc.ios.golden import _versions
+    from mlx_lc.ios.golden import stack_versions
 
     recorded = json.loads((DEFAULT_OUT / "versions.json").read_text())
-    if _versions() != recorded:
-        pytest.skip(f"golden tokenizers were trained with {recorded}, this is {_versions()}")
+    if stack_versions() != recorded:
+        pytest.skip(f"golden tokenizers were trained with {recorded}, this is {stack_versions()}")
     _compare(_files(write_golden(tmp_path / "golden")), _files(DEFAULT_OUT))
 
 

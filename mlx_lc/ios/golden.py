@@ -206,7 +206,7 @@ def _prompts_section(tok, manifest: dict) -> dict:
     return {"conversations": CONVERSATIONS, "cases": cases}
 
 
-def _versions() -> dict:
+def stack_versions() -> dict:
     import tokenizers
     import transformers
 
@@ -224,7 +224,7 @@ def write_golden(out: str | Path = DEFAULT_OUT, reuse_tokenizers: str | Path | N
     with tempfile.TemporaryDirectory() as td:
         if reuse_tokenizers is None:
             tok_dir, variants = _train(Path(td))
-            versions = _versions()
+            versions = stack_versions()
         else:
             tok_dir, variants = _reuse(Path(reuse_tokenizers), Path(td))
             versions = json.loads((Path(reuse_tokenizers) / VERSIONS_FILE).read_text())

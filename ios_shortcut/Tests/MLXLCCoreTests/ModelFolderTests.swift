@@ -82,3 +82,25 @@ final class ModelFolderTests: XCTestCase {
         #endif
     }
 }
+
+/// A real export, when MLXLC_EXPORT_DIR names one (`mlx-lc export coreml ... --out DIR/Model.mlpackage`):
+/// its folder passes the app's checks and every composition builds a prompt and runs the loop.
+final class ExportFolderTests: XCTestCase {
+    func testExportFolderFromEnvironment() async throws {
+        guard let path = ProcessInfo.processInfo.environment["MLXLC_EXPORT_DIR"] else {
+            throw XCTSkip("set MLXLC_EXPORT_DIR to an export folder to check it")
+        }
+        let folder = try ModelFolder(directory: URL(fileURLWithPath: path))
+        let roles = try ModelIO(folder.manifest.io)
+        XCTAssertEqual([roles.tokens, roles.mask, roles.logits], ["inputIds", "causalMask", "logits"])
+        for comp in folder.manifest.compositions {
+            let model = ScriptedModel(contextLength: folder.manifest.model.contextLength, vocab: folder.manifest.model.vocabSize,
+                                      script: folder.tokenizer.encode(" ¡Hola!"), fallback: folder.manifest.tokenizer.eosTokenIds[0])
+            let gen = try Generator(manifest: folder.manifest, tokenizer: folder.tokenizer, model: model)
+            let result = try await gen.generate(text: "Anna: Café at 7?\nBen: Sure 🙂", composition: comp,
+                                                options: GenerationOptions(maxNewTokens: 8))
+            XCTAssertEqual(result.text, "¡Hola!", comp.name)
+            XCTAssertFalse(model.overran)
+        }
+    }
+}
