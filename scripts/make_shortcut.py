@@ -22,7 +22,7 @@ from mlx_lc.ios.shortcut import write_shortcut
 @click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False),
               help="The export's manifest.json, to check the composition and name the file by its title.")
 @click.option("--team-id", help="Your Apple developer team id (optional; Shortcuts matches the app by bundle id).")
-@click.option("--max-tokens", type=int, default=256, show_default=True, help="Longest reply, in tokens.")
+@click.option("--max-tokens", type=int, help="Longest reply, in tokens (default: the export's max_new_tokens).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Output .shortcut file (default: <title>.shortcut).")
 def main(bundle_id, composition, manifest_path, team_id, max_tokens, out):
     """Write an unsigned .shortcut: share sheet input -> the app's intent -> Copy to Clipboard."""

@@ -50,7 +50,8 @@ def test_shortcut_names_match_the_swift_intent():
     """The plist addresses the intent by type and parameter names; they must exist in Swift."""
     swift = INTENT_SWIFT.read_text()
     assert re.search(rf"struct {INTENT}: AppIntent", swift)
-    params = set(build_workflow("com.example.mlxlc", "sum_es")["WFWorkflowActions"][0]["WFWorkflowActionParameters"])
+    params = set(build_workflow("com.example.mlxlc", "sum_es", max_tokens=64)["WFWorkflowActions"][0]["WFWorkflowActionParameters"])
+    assert "maxTokens" not in build_workflow("com.example.mlxlc", "sum_es")["WFWorkflowActions"][0]["WFWorkflowActionParameters"]
     for name in params - {"AppIntentDescriptor", "UUID", "ShowWhenRun"}:
         assert re.search(rf"@Parameter\([^)]*\)\s*public var {name}:", swift), name
 

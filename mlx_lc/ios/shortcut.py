@@ -45,29 +45,26 @@ def _output_of(action_uuid: str, name: str) -> dict:
             "WFSerializationType": "WFTextTokenAttachment"}
 
 
-def build_workflow(bundle_id: str, composition: str, team_id: str | None = None, max_tokens: int = 256,
+def build_workflow(bundle_id: str, composition: str, team_id: str | None = None, max_tokens: int | None = None,
                    app_name: str = APP_NAME) -> dict:
     """The workflow dictionary: share sheet input -> ComposeReplyIntent -> Copy to Clipboard."""
     if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", bundle_id):
         raise MlxLcError(f"bundle id {bundle_id!r} is not reverse-DNS (e.g. com.example.mlxlc)")
     if not composition:
         raise MlxLcError("a composition name is required (see the export's manifest.json)")
-    if max_tokens < 1:
+    if max_tokens is not None and max_tokens < 1:
         raise MlxLcError(f"max tokens must be positive, got {max_tokens}")
     intent_uuid = _uuid(f"{bundle_id}/{composition}/intent")
     descriptor = {"AppIntentIdentifier": INTENT, "BundleIdentifier": bundle_id, "Name": app_name}
     if team_id:
         descriptor["TeamIdentifier"] = team_id
+    params = {"AppIntentDescriptor": descriptor, "UUID": intent_uuid, "ShowWhenRun": False,
+              "text": _shortcut_input(), "composition": composition}
+    if max_tokens is not None:  # else the app uses the export's max_new_tokens
+        params["maxTokens"] = max_tokens
     actions = [
         {"WFWorkflowActionIdentifier": f"{bundle_id}.{INTENT}",
-         "WFWorkflowActionParameters": {
-             "AppIntentDescriptor": descriptor,
-             "UUID": intent_uuid,
-             "ShowWhenRun": False,
-             "text": _shortcut_input(),
-             "composition": composition,
-             "maxTokens": max_tokens,
-         }},
+         "WFWorkflowActionParameters": params},
         {"WFWorkflowActionIdentifier": "is.workflow.actions.setclipboard",
          "WFWorkflowActionParameters": {"UUID": _uuid(f"{bundle_id}/{composition}/copy"),
                                         "WFInput": _output_of(intent_uuid, f"Compose with {app_name}")}},
@@ -91,7 +88,7 @@ def build_workflow(bundle_id: str, composition: str, team_id: str | None = None,
 
 
 def write_shortcut(out: str | Path, bundle_id: str, composition: str, team_id: str | None = None,
-                   max_tokens: int = 256, manifest: dict | None = None) -> Path:
+                   max_tokens: int | None = None, manifest: dict | None = None) -> Path:
     """Write `out` (a .shortcut file, binary plist). With `manifest`, the composition must be in it."""
     if manifest is not None:
         names = [c["name"] for c in manifest["compositions"]]

@@ -87,6 +87,21 @@ public actor ModelHost {
                      truncation: session.truncation, promptTokens: session.promptTokens)
     }
 
+    /// One reply for an App Intent: at most `maxTokens` (the export's max_new_tokens when nil,
+    /// never more than `hardCap`); when `backgroundBudget` seconds pass first, awaits
+    /// `continueInForeground` (the intent asks the person) and finishes from the same cache.
+    public func compose(text: String, composition: String, maxTokens: Int?, hardCap: Int,
+                        backgroundBudget: TimeInterval,
+                        continueInForeground: @Sendable () async throws -> Void) async throws -> Reply {
+        let limit = try maxTokens ?? installed().manifest.generation.maxNewTokens
+        let options = GenerationOptions(maxNewTokens: min(max(limit, 1), hardCap))
+        try await begin(text: text, composition: composition, options: options)
+        let reply = try await continueReply(until: Date().addingTimeInterval(backgroundBudget))
+        if reply.finished { return reply }
+        try await continueInForeground()
+        return try await continueReply(until: nil)
+    }
+
     private func generator(for name: String) async throws -> Generator {
         let folder = try installed()
         let comp = try folder.manifest.composition(named: name)

@@ -29,8 +29,8 @@ public struct ComposeReplyIntent: AppIntent {
     @Parameter(title: "Mode", description: "What to write: the compositions the installed model offers.")
     public var composition: CompositionChoice
 
-    @Parameter(title: "Longest reply", description: "In tokens; the reply stops there.", default: 256)
-    public var maxTokens: Int
+    @Parameter(title: "Longest reply", description: "In tokens; empty: the export's max_new_tokens.")
+    public var maxTokens: Int?
 
     public static var parameterSummary: some ParameterSummary {
         Summary("\(\.$composition) of \(\.$text)") {
@@ -41,15 +41,13 @@ public struct ComposeReplyIntent: AppIntent {
     public init() {}
 
     public func perform() async throws -> some IntentResult & ReturnsValue<String> & ProvidesDialog {
-        let host = ModelHost.shared
-        let options = GenerationOptions(maxNewTokens: min(max(maxTokens, 1), Self.hardCap))
         do {
-            try await host.begin(text: text, composition: composition.rawValue, options: options)
-            var reply = try await host.continueReply(until: Date().addingTimeInterval(Self.backgroundBudget))
-            if !reply.finished {
+            let reply = try await ModelHost.shared.compose(
+                text: text, composition: composition.rawValue, maxTokens: maxTokens, hardCap: Self.hardCap,
+                backgroundBudget: Self.backgroundBudget
+            ) {
                 let ask: IntentDialog = "The reply needs more time than Shortcuts allows in the background. Continue in MLX LC?"
                 try await requestToContinueInForeground(ask)
-                reply = try await host.continueReply(until: nil)
             }
             let answer = reply.text.trimmingCharacters(in: .whitespacesAndNewlines)
             // Say when the start of the conversation was left out; the value stays the reply alone.
