@@ -33,7 +33,7 @@ def test_golden_files_derived_from_the_tokenizers_are_current(tmp_path):
     assert len(manifest["compositions"]) == 14
     assert len(prompts["cases"]) == 14 * len(prompts["conversations"])
     tokens = json.loads(fresh["tokens.json"])
-    assert set(tokens) == {"main", "llama3", "spm", "metaspace"}
+    assert set(tokens) == {"main", "llama3", "spm", "metaspace", "qwen2"}
 
 
 def test_golden_tokenizers_retrain_identically(tmp_path):

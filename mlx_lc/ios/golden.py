@@ -54,14 +54,14 @@ TRICKY_TEXTS = [
     "\u0085next\u000bline\u001cx", "word_with_underscores __init__", "tab\t\tx \t y  ",
 ]
 SPECIAL_TEXTS = {"llama3": "<|begin_of_text|>Hi<|eot_id|> again", "spm": "<s>Hi</s> again <s> x",
-                 "metaspace": "<s>Hi</s> again <s> x"}
+                 "metaspace": "<s>Hi</s> again <s> x", "qwen2": "<|im_start|>user\nHi 12<|im_end|>\n"}
 
 # A Llama-3-like chat template over the tiny tokenizer's specials, so prompts carry special tokens.
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n"
                  "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
 
 CONTEXT = 256
-VARIANT_ORDER = ["llama3", "spm", "metaspace"]
+VARIANT_ORDER = ["llama3", "spm", "metaspace", "qwen2"]  # appended keeps earlier variants' seeds
 SAMPLER_CONFIGS = [SamplingConfig(0.0, 1.0, 0), SamplingConfig(0.7, 1.0, 0), SamplingConfig(0.7, 1.0, 1),
                    SamplingConfig(1.0, 1.0, 42), SamplingConfig(1.0, 0.9, 42), SamplingConfig(1.5, 0.5, 7),
                    SamplingConfig(0.3, 0.95, 123456789), SamplingConfig(2.0, 0.0, 3),
@@ -103,12 +103,12 @@ def _decode_runs(tok, texts: list[str], seed: int) -> list[dict]:
 
 
 def _tokens_section(tok, texts: list[str], seed: int) -> dict:
-    pre = tok.pre_tokenizer
+    pre, norm = tok.pre_tokenizer, tok.normalizer
     encode = []
     for text in texts:
         case = {"text": text, "ids": _encode(tok, text, False)}
         if pre is not None and "<|" not in text and "<s>" not in text:
-            case["pieces"] = [p for p, _ in pre.pre_tokenize_str(text)]
+            case["pieces"] = [p for p, _ in pre.pre_tokenize_str(norm.normalize_str(text) if norm else text)]
         encode.append(case)
     return {"encode": encode, "decode": _decode_runs(tok, texts, seed)}
 

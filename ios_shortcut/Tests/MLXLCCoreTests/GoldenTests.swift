@@ -22,7 +22,7 @@ enum Golden {
         return try Tokenizer(directory: folder, options: .init(forceRegexEngine: regex))
     }
 
-    static let variants = ["main", "llama3", "spm", "metaspace"]
+    static let variants = ["main", "llama3", "spm", "metaspace", "qwen2"]
 }
 
 final class GoldenTokenizerTests: XCTestCase {
@@ -46,7 +46,7 @@ final class GoldenTokenizerTests: XCTestCase {
     /// hand-written scanners and with Python.
     func testRegexEngineMatchesScanners() throws {
         let tokens = try Golden.json("tokens.json")
-        for variant in ["main", "llama3"] {
+        for variant in ["main", "llama3", "qwen2"] {
             let tok = try Golden.tokenizer(variant, regex: true)
             let cases = try XCTUnwrap((tokens[variant] as? [String: Any])?["encode"] as? [[String: Any]])
             for c in cases {
