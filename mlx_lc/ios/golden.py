@@ -17,6 +17,7 @@ import math
 import shutil
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 from .. import manifest as manifest_mod
 from .. import tasks
@@ -203,7 +204,12 @@ def _prompts_section(tok, manifest: dict) -> dict:
             special = tok.bos_token is None or not prompt.startswith(tok.bos_token)
             cases.append({"composition": comp["name"], "conversation": i, "prompt": prompt,
                           "ids": tok.encode(prompt, add_special_tokens=special)})
-    return {"conversations": CONVERSATIONS, "cases": cases}
+    # Without a chat template (base and tiny models) the prompt has no BOS, so one is added.
+    plain = []
+    for i, text in enumerate(CONVERSATIONS):
+        prompt = tasks.wrap_message(SimpleNamespace(chat_template=None), tasks.prompt_text(tasks.get("reply+fr"), text))
+        plain.append({"prompt": prompt, "ids": tok.encode(prompt, add_special_tokens=not prompt.startswith(tok.bos_token))})
+    return {"conversations": CONVERSATIONS, "cases": cases, "plain": plain}
 
 
 def stack_versions() -> dict:

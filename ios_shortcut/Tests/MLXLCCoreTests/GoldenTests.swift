@@ -110,6 +110,14 @@ final class GoldenPromptTests: XCTestCase {
             XCTAssertEqual(ids, c["ids"] as? [Int])
             XCTAssertNil(truncation)
         }
+        // Plain prompts (no chat template) get the BOS the manifest asks for.
+        let plain = try XCTUnwrap(golden["plain"] as? [[String: Any]])
+        XCTAssertEqual(plain.count, conversations.count)
+        for c in plain {
+            let ids = builder.ids(forPrompt: try XCTUnwrap(c["prompt"] as? String))
+            XCTAssertEqual(ids, c["ids"] as? [Int])
+            XCTAssertEqual(ids.first, m.tokenizer.bosTokenId)
+        }
     }
 }
 
