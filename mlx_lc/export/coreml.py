@@ -124,22 +124,33 @@ class _Function:
     def scaled(self, x, c: float):
         return x if c == 1.0 else self.mb.mul(x=x, y=np.float16(c))
 
+    def lowrank(self, x, key: str):
+        """x @ F for a stored factor F (in, r), as `linear` on F^T: one op, no transpose flags."""
+        f = self.g.store.tensors[key]
+        return self.mb.linear(x=x, weight=self.const(key + ".T", f.T), bias=self.zeros(f.shape[1]))
+
     def project(self, x, layer: int, rel: str):
         """Base projection plus this composition's low-rank update, computed as small matmuls."""
         mb, path = self.mb, f"model.layers.{layer}.{rel}"
         y = self.linear(x, path + ".weight", path + ".bias")
         st = self.g.store.tensors
         for term in self.comp.updates.get(path, []):
-            z = None
+            # With one coefficient per side (a merge's equal weights) the scalars leave the sums and
+            # join p, or one final mul: fewer ops in every function's graph.
+            uniform = len({c for _, c in term.a}) == 1 and len({c for _, c in term.b}) == 1
+            z = u = None
             for key, c in term.a:
-                part = self.scaled(mb.matmul(x=x, y=self.const(key, st[key])), c)
+                part = self.lowrank(x, key) if uniform else self.scaled(self.lowrank(x, key), c)
                 z = part if z is None else mb.add(x=z, y=part)
-            u = None
             for key, c in term.b:
-                part = self.scaled(mb.matmul(x=z, y=self.const(key, st[key])), c)
+                part = self.lowrank(z, key) if uniform else self.scaled(self.lowrank(z, key), c)
                 u = part if u is None else mb.add(x=u, y=part)
+            scalar = term.a[0][1] * term.b[0][1] if uniform else 1.0
             if term.col_scale:
-                u = mb.mul(x=u, y=self.const(term.col_scale, st[term.col_scale]))
+                p = st[term.col_scale] * scalar
+                u = mb.mul(x=u, y=self.const(f"{term.col_scale}*{scalar!r}", p))
+            else:
+                u = self.scaled(u, scalar)
             y = mb.add(x=y, y=u)
         return y
 
