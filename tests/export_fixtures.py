@@ -13,7 +13,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from mlx_lc import adapters as adapters_io
 from mlx_lc import calibration as calib_io
 from mlx_lc.adapters import LoRA
-from mlx_lc.io import atomic_dir, write_json
+from mlx_lc.io import atomic_dir
 from mlx_lc.merge import MergeConfig, merge
 from mlx_lc.tiny import DEFAULT_CORPUS, train_tokenizer
 
