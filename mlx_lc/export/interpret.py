@@ -4,7 +4,7 @@ exactly the ops the exporter emits (plus the defaults the loader materialises), 
 
 Precision follows the model: each op computes in float32 and rounds its result to the dtype the
 program declares (float16 everywhere here), as Apple GPUs store fp16 and accumulate in fp32.
-constexpr weights are dequantized once, as Core ML does at load time.
+constexpr weights are dequantized once (to float16), as Core ML does at load time.
 """
 
 from __future__ import annotations
@@ -202,8 +202,10 @@ class Interpreter:
             if op.op_type == "const" or op.op_type.startswith("constexpr_"):
                 key = (function, op.outputs[0].name)
                 if key not in self._consts:
-                    val = op.outputs[0].val if op.op_type == "const" else self._eval(op, env)[0]
-                    self._consts[key] = np.asarray(val)
+                    val = np.asarray(op.outputs[0].val if op.op_type == "const" else self._eval(op, env)[0])
+                    if val.dtype.kind == "f":  # rounded to the declared dtype once, kept in float32 for speed
+                        val = val.astype(self._np_dtype(op.outputs[0])).astype(np.float32)
+                    self._consts[key] = val
                 env[op.outputs[0].name] = self._consts[key]
                 continue
             outs = self._eval(op, env, state)
