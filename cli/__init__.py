@@ -47,6 +47,7 @@ def main():
 # Each module registers its commands on `main`.
 from . import core  # noqa: E402,F401
 from . import data  # noqa: E402,F401
+from . import export  # noqa: E402,F401
 
 
 if __name__ == "__main__":
