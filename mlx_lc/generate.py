@@ -33,19 +33,41 @@ def load_base(model: str, lazy: bool = False):
         raise MlxLcError(f"cannot load model {model!r}: {msg}") from None
 
 
-def apply_lora(model: nn.Module, lora: LoRA) -> nn.Module:
-    """Replace each target linear with mlx-lm's LoRALinear holding the adapter's factors."""
-    from mlx_lm.tuner.lora import LoRALinear
+class LoRALayer(nn.Module):
+    """A linear layer with a frozen LoRA update, for generation: y = linear(x) + (x @ a) @ (scale * b).
 
+    mlx-lm's LoRALinear multiplies by the scale (and casts) on every call; folding the scale into b
+    once saves those kernels in every adapted layer at every token, which a CPU decode of a small
+    model feels (see BENCHMARKS.md). fuse() gives the same fused linear as mlx-lm's.
+    """
+
+    def __init__(self, linear: nn.Module, a: mx.array, b: mx.array, scale: float):
+        super().__init__()
+        self.linear = linear
+        self.lora_a, self.lora_b = a, scale * b
+
+    def __call__(self, x):
+        z = (x @ self.lora_a) @ self.lora_b
+        return self.linear(x) + (z if z.dtype == x.dtype else z.astype(x.dtype))
+
+    def fuse(self, dequantize: bool = False) -> nn.Module:
+        from mlx_lm.tuner.lora import LoRALinear
+
+        layer = LoRALinear.from_base(self.linear, r=self.lora_a.shape[1], scale=1.0)
+        layer.lora_a, layer.lora_b = self.lora_a, self.lora_b
+        return layer.fuse(dequantize=dequantize)
+
+
+def apply_lora(model: nn.Module, lora: LoRA) -> nn.Module:
+    """Replace each target linear with a LoRALayer holding the adapter's factors (in fp32)."""
     modules = dict(model.named_modules())
     layers = []
     for path, (a, b) in lora.factors.items():
         base = modules[path]
         base = getattr(base, "linear", base)  # replace an adapter already there
-        layer = LoRALinear.from_base(base, r=a.shape[1], scale=lora.scale, dropout=0.0)
-        layer.lora_a, layer.lora_b = a.astype(mx.float32), b.astype(mx.float32)
-        layers.append((path, layer))
+        layers.append((path, LoRALayer(base, a.astype(mx.float32), b.astype(mx.float32), lora.scale)))
     model.update_modules(tree_unflatten(layers))
+    mx.eval([layer.lora_b for _, layer in layers])  # scale * b now, not inside the first token
     return model
 
 
