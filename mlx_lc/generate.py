@@ -83,9 +83,10 @@ def remove_adapters(model: nn.Module) -> nn.Module:
 
 def compose(model: nn.Module, adapter_paths: Sequence[str | Path], merge_cfg: MergeConfig | None = None,
             calibration: str | Path | None = None, model_name: str | None = None) -> LoRA | None:
-    """Attach adapters to a loaded model: one as is, several merged, optionally calibrated.
+    """Attach adapters to a loaded model: one as is, several merged, optionally calibrated
+    (the calibration folded into the merge, for generation; training uses calibration.apply).
 
-    Returns the adapter that now runs (for a calibration: the merge underneath it).
+    Returns the merged adapter (for a calibration: the merge underneath it).
     """
     if not adapter_paths:
         if calibration:
@@ -96,7 +97,9 @@ def compose(model: nn.Module, adapter_paths: Sequence[str | Path], merge_cfg: Me
         recorded = calib_io.read_config(calibration).get("merge", {})
         cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
         merged = merge(loras, cfg)
-        calib_io.apply(model, merged, calib_io.load(calibration, merged))
+        # Folded: the same function as calibration.apply's layers, but a plain LoRA of rank r
+        # (lc scale), r+1 (lc bias) or r+k (lc++), with none of the per-call calibration ops.
+        apply_lora(model, calib_io.fold(merged, calib_io.load(calibration, merged)))
         return merged
     merged = merge(loras, merge_cfg or MergeConfig()) if len(loras) > 1 else loras[0]
     apply_lora(model, merged)

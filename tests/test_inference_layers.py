@@ -1,4 +1,5 @@
-"""The fast inference path computes what the slow one did: LoRALayer against mlx-lm's LoRALinear."""
+"""The fast inference paths compute what the slow ones did: LoRALayer against mlx-lm's LoRALinear,
+and a calibration folded at load time against the training-time CalibratedLoRALinear."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import pytest
 from mlx.utils import tree_unflatten
 from mlx_lm.tuner.lora import LoRALinear
 
-from mlx_lc.adapters import LoRA
-from mlx_lc.bench_setup import random_lora, shared_copy
+from mlx_lc import calibration as calib_io
+from mlx_lc.adapters import LoRA, load_for, write_mlx
+from mlx_lc.bench_setup import random_lora, randomize_calibration, shared_copy
 from mlx_lc.fuse import fuse_into
-from mlx_lc.generate import LoRALayer, apply_lora, remove_adapters
+from mlx_lc.generate import LoRALayer, apply_lora, compose, remove_adapters
+from mlx_lc.merge import MergeConfig, merge
 from mlx_lc.tiny import TinyConfig, write_tiny_model
 
 TOKENS = mx.array([[1, 5, 9, 42, 7, 3, 100, 64]])
@@ -57,3 +60,21 @@ def test_lora_layer_matches_mlx_lm_and_fuses(tiny):
     zero = LoRA({p: (a, mx.zeros_like(b)) for p, (a, b) in lora.factors.items()}, lora.scale)
     np.testing.assert_allclose(logits(apply_lora(shared_copy(base, path), zero)), logits(base), atol=1e-6)
     np.testing.assert_array_equal(logits(remove_adapters(ours)), logits(base))
+
+
+@pytest.mark.parametrize("variant,mode", [("lc", "scale"), ("lc", "bias"), ("lc++", "scale")])
+def test_compose_folds_calibration_exactly(tiny, tmp_path, variant, mode):
+    path, base = tiny
+    folders = [write_mlx(random_lora(base, rank=8, seed=s, name=f"a{s}"), tmp_path / f"a{s}") for s in (1, 2)]
+    merged = merge(load_for(base, folders), MergeConfig("linear"))
+    calib = randomize_calibration(calib_io.Calibration(calib_io.CalibrationConfig(variant, mode, 4, 0),
+                                                       calib_io.module_shapes(merged)), seed=0)
+    calib_io.save(calib, merged, tmp_path / "calib")
+    training_form = calib_io.apply(shared_copy(base, path), merged, calib)  # CalibratedLoRALinear
+    loaded = shared_copy(base, path)
+    compose(loaded, folders, calibration=tmp_path / "calib")
+    assert not any(isinstance(m, calib_io.CalibratedLoRALinear) for _, m in loaded.named_modules())
+    np.testing.assert_allclose(logits(loaded), logits(training_form), rtol=1e-4, atol=1e-5)
+    plain = shared_copy(base, path)
+    compose(plain, folders)  # the merge without calibration: the calibration must matter
+    assert np.abs(logits(loaded) - logits(plain)).max() > 1e-4
