@@ -46,6 +46,7 @@ def main():
 
 # Each module registers its commands on `main`.
 from . import core  # noqa: E402,F401
+from . import bench  # noqa: E402,F401
 
 
 if __name__ == "__main__":
