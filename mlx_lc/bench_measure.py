@@ -73,6 +73,39 @@ def decode_run(model: nn.Module, prompt: mx.array, n: int, cache=None) -> Sample
             "tokens": len(stamps)}
 
 
+def decode_lockstep(models: dict[str, nn.Module], prompt: mx.array, n: int, rounds: int,
+                    progress=None) -> dict[str, list[Sample]]:
+    """Decode n greedy tokens with every model in lockstep: one token each, in turns (the order
+    rotating every token), so that all variants meet the same load from other processes within
+    a fraction of a second. Each step is synchronous (evaluated before the next model runs);
+    a round's sample is 1 / the median step time. The prompt pass is not timed."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    names = list(models)
+    out: dict[str, list[Sample]] = {k: [] for k in names}
+    for r in range(rounds + 1):  # round 0 warms up
+        caches = {k: make_prompt_cache(m) for k, m in models.items()}
+        ys = {}
+        for k, m in models.items():
+            ys[k] = mx.argmax(m(prompt[None], cache=caches[k])[:, -1, :], axis=-1)
+            mx.eval(ys[k])
+        gaps: dict[str, list[float]] = {k: [] for k in names}
+        for i in range(n - 1):
+            for k in names[i % len(names):] + names[:i % len(names)]:
+                t0 = time.perf_counter()
+                ys[k] = mx.argmax(models[k](ys[k][:, None], cache=caches[k])[:, -1, :], axis=-1)
+                mx.eval(ys[k])
+                gaps[k].append(time.perf_counter() - t0)
+        if r == 0:
+            continue
+        for k in names:
+            out[k].append({"tokens_per_s": 1 / float(np.median(gaps[k])), "tokens": len(gaps[k]) + 1,
+                           "s": float(np.sum(gaps[k]))})
+            if progress is not None:
+                progress.update()
+    return out
+
+
 def decode_bytes(model: nn.Module, cache, context: float) -> dict:
     """Bytes one decode step must read: every weight once (an untied input embedding is only
     looked up, one row) plus the KV cache at `context` positions."""
@@ -91,27 +124,30 @@ def decode_bytes(model: nn.Module, cache, context: float) -> dict:
             "kv": kv_per_position * context, "total": weights + kv_per_position * context}
 
 
-def copy_bandwidth(mb: int, rounds: int, progress=None) -> dict:
-    """STREAM-style copy bandwidth, (bytes read + bytes written) / s, with mlx and numpy.
-    The best round is the machine's capability; the median shows how loaded it was."""
+def bandwidth_probes(mb: int) -> dict[str, Callable[[], Sample]]:
+    """Memory-bandwidth probes on `mb` MB of fp32, each returning GB/s:
+    STREAM-style copies, (bytes read + bytes written) / s, with numpy (memcpy) and mlx (an
+    elementwise pass), and the read rate of one big mlx matrix-vector product, the kernel a
+    decode step is made of."""
     n = mb * 2**20 // 4
+    cols = 1024
     a = mx.random.uniform(shape=(n,))
+    w = mx.random.uniform(shape=(n // cols, cols))
+    x = mx.random.uniform(shape=(1, cols))
     src = np.random.default_rng(0).random(n, dtype=np.float32)
     dst = np.empty_like(src)
-    mx.eval(a)
+    mx.eval(a, w, x)
 
-    def mlx_copy():
-        t0 = time.perf_counter()
-        mx.eval(mx.negative(a))  # an elementwise pass: reads n floats, writes n floats
-        return {"gb_per_s": 2 * a.nbytes / (time.perf_counter() - t0) / 1e9}
+    def timed(fn, nbytes):
+        def probe() -> Sample:
+            t0 = time.perf_counter()
+            fn()
+            return {"gb_per_s": nbytes / (time.perf_counter() - t0) / 1e9}
+        return probe
 
-    def numpy_copy():
-        t0 = time.perf_counter()
-        np.copyto(dst, src)
-        return {"gb_per_s": 2 * src.nbytes / (time.perf_counter() - t0) / 1e9}
-
-    got = interleave({"mlx": mlx_copy, "numpy": numpy_copy}, rounds, warmup=1, progress=progress)
-    return {k: {**summary(values(v, "gb_per_s")), "best": max(values(v, "gb_per_s"))} for k, v in got.items()}
+    return {"numpy_copy": timed(lambda: np.copyto(dst, src), 2 * src.nbytes),
+            "mlx_copy": timed(lambda: mx.eval(mx.negative(a)), 2 * a.nbytes),
+            "mlx_matvec": timed(lambda: mx.eval(x @ w.T), w.nbytes)}
 
 
 # ---------------------------------------------------------------- training
