@@ -37,7 +37,10 @@ def test_quick_bench_writes_table_and_json(tmp_path):
         assert r["what"] in res.output  # every row is in the printed table
     assert {r["target"] for r in result["rows"] if r["target"]} == {1.8, 0.98, 1.0}
     # fixed-length outputs: every decode produced exactly max_tokens tokens
-    for samples in result["details"]["decode"]["samples"].values():
+    decode = dict(result["details"]["decode"]["samples"])
+    decode.update({f"pair_{k}": v for k, v in decode.pop("fused_pair").items()})
+    assert len(decode) == 7
+    for samples in decode.values():
         assert all(s["tokens"] == result["config"]["max_tokens"] for s in samples)
     assert result["details"]["decode"]["bytes_per_token"]["kv"] > 0
     # trainable parameters: the calibrations are far smaller than the LoRA they are compared with
