@@ -2,8 +2,8 @@
 is our generate path as fast as mlx-lm's, and how close does decoding get to memory bandwidth?
 
 Every row is a ratio of two variants measured side by side in one run, on the same model and
-prompts, interleaved round by round (see bench_measure.interleave); the ratio is the median of
-the per-round ratios. Outputs have a fixed length: the tokenizer's EOS set is emptied, so every
+prompts, interleaved round by round (bench_measure.interleave; decode speeds token by token,
+bench_measure.decode_lockstep); the ratio is the median of the per-round ratios. Outputs have a fixed length: the tokenizer's EOS set is emptied, so every
 pass emits exactly `max_tokens` tokens whatever the (random) weights say.
 """
 
