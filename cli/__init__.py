@@ -48,6 +48,7 @@ def main():
 from . import core  # noqa: E402,F401
 from . import data  # noqa: E402,F401
 from . import export  # noqa: E402,F401
+from . import bench  # noqa: E402,F401
 
 
 if __name__ == "__main__":
