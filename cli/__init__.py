@@ -49,6 +49,9 @@ from . import core  # noqa: E402,F401
 from . import train  # noqa: E402,F401
 from . import evaluate  # noqa: E402,F401
 from . import demo  # noqa: E402,F401
+from . import data  # noqa: E402,F401
+from . import export  # noqa: E402,F401
+from . import bench  # noqa: E402,F401
 
 
 if __name__ == "__main__":

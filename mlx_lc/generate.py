@@ -33,19 +33,41 @@ def load_base(model: str, lazy: bool = False):
         raise MlxLcError(f"cannot load model {model!r}: {msg}") from None
 
 
-def apply_lora(model: nn.Module, lora: LoRA) -> nn.Module:
-    """Replace each target linear with mlx-lm's LoRALinear holding the adapter's factors."""
-    from mlx_lm.tuner.lora import LoRALinear
+class LoRALayer(nn.Module):
+    """A linear layer with a frozen LoRA update, for generation: y = linear(x) + (x @ a) @ (scale * b).
 
+    mlx-lm's LoRALinear multiplies by the scale (and casts) on every call; folding the scale into b
+    once saves those kernels in every adapted layer at every token, which a CPU decode of a small
+    model feels (see BENCHMARKS.md). fuse() gives the same fused linear as mlx-lm's.
+    """
+
+    def __init__(self, linear: nn.Module, a: mx.array, b: mx.array, scale: float):
+        super().__init__()
+        self.linear = linear
+        self.lora_a, self.lora_b = a, scale * b
+
+    def __call__(self, x):
+        z = (x @ self.lora_a) @ self.lora_b
+        return self.linear(x) + (z if z.dtype == x.dtype else z.astype(x.dtype))
+
+    def fuse(self, dequantize: bool = False) -> nn.Module:
+        from mlx_lm.tuner.lora import LoRALinear
+
+        layer = LoRALinear.from_base(self.linear, r=self.lora_a.shape[1], scale=1.0)
+        layer.lora_a, layer.lora_b = self.lora_a, self.lora_b
+        return layer.fuse(dequantize=dequantize)
+
+
+def apply_lora(model: nn.Module, lora: LoRA) -> nn.Module:
+    """Replace each target linear with a LoRALayer holding the adapter's factors (in fp32)."""
     modules = dict(model.named_modules())
     layers = []
     for path, (a, b) in lora.factors.items():
         base = modules[path]
         base = getattr(base, "linear", base)  # replace an adapter already there
-        layer = LoRALinear.from_base(base, r=a.shape[1], scale=lora.scale, dropout=0.0)
-        layer.lora_a, layer.lora_b = a.astype(mx.float32), b.astype(mx.float32)
-        layers.append((path, layer))
+        layers.append((path, LoRALayer(base, a.astype(mx.float32), b.astype(mx.float32), lora.scale)))
     model.update_modules(tree_unflatten(layers))
+    mx.eval([layer.lora_b for _, layer in layers])  # scale * b now, not inside the first token
     return model
 
 
@@ -61,9 +83,10 @@ def remove_adapters(model: nn.Module) -> nn.Module:
 
 def compose(model: nn.Module, adapter_paths: Sequence[str | Path], merge_cfg: MergeConfig | None = None,
             calibration: str | Path | None = None, model_name: str | None = None) -> LoRA | None:
-    """Attach adapters to a loaded model: one as is, several merged, optionally calibrated.
+    """Attach adapters to a loaded model: one as is, several merged, optionally calibrated
+    (the calibration folded into the merge, for generation; training uses calibration.apply).
 
-    Returns the adapter that now runs (for a calibration: the merge underneath it).
+    Returns the merged adapter (for a calibration: the merge underneath it).
     """
     if not adapter_paths:
         if calibration:
@@ -74,7 +97,9 @@ def compose(model: nn.Module, adapter_paths: Sequence[str | Path], merge_cfg: Me
         recorded = calib_io.read_config(calibration).get("merge", {})
         cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
         merged = merge(loras, cfg)
-        calib_io.apply(model, merged, calib_io.load(calibration, merged))
+        # Folded: the same function as calibration.apply's layers, but a plain LoRA of rank r
+        # (lc scale), r+1 (lc bias) or r+k (lc++), with none of the per-call calibration ops.
+        apply_lora(model, calib_io.fold(merged, calib_io.load(calibration, merged)))
         return merged
     merged = merge(loras, merge_cfg or MergeConfig()) if len(loras) > 1 else loras[0]
     apply_lora(model, merged)

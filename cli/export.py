@@ -1,0 +1,99 @@
+"""`mlx-lc export coreml`: a model and its compositions as one stateful Core ML package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mlx_lc.errors import MlxLcError
+
+from . import main
+
+QUANT_MODES = ("none", "int8", "int4")  # mlx_lc.export.quantize.MODES, without importing numpy work here
+
+
+@main.group()
+def export():
+    """Export a model and its compositions for on-device use."""
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} KB"
+
+
+def composition_specs(model, adapters, calibration, fused, task, name, compositions):
+    """(model to load, [CompositionSpec]) from the command's options; one line for each misuse."""
+    from mlx_lc.export.compositions import CompositionSpec, parse
+
+    single = bool(adapters or calibration or task or name)
+    if fused is not None:
+        if model:
+            raise MlxLcError("give --model or --fused (a fused model folder), not both")
+        if adapters or calibration or compositions:
+            raise MlxLcError("--fused already holds its update: it takes --task, not --adapter/--calibration/--composition")
+        return str(fused), [CompositionSpec(name or task or fused.name, task)]
+    if not model:
+        raise MlxLcError("give --model (or --fused)")
+    if compositions:
+        if single:
+            raise MlxLcError("use either --composition NAME[:TASK]=... or --adapter/--calibration/--task, not both")
+        return model, [parse(c) for c in compositions]
+    if not task and not calibration:
+        raise MlxLcError("say which composition this is: --task summarize+es (or use --composition)")
+    spec = CompositionSpec(name or task or calibration.name, task, [Path(a) for a in adapters], calibration)
+    return model, [spec]
+
+
+@export.command("coreml")
+@click.option("--model", "-m", help="Base model: Hugging Face repo id or local folder.")
+@click.option("--adapter", "-a", "adapters", multiple=True, type=click.Path(path_type=Path),
+              help="Single-task LoRA folder; repeat for each task (merged as the calibration records, else linear).")
+@click.option("--calibration", "-c", type=click.Path(path_type=Path), help="Calibration folder for the adapters.")
+@click.option("--fused", type=click.Path(path_type=Path),
+              help="A model folder with the composition already fused in (mlx-lc fuse); replaces --model.")
+@click.option("--task", "-t", help="The composition's task, e.g. summarize+es (sets the prompt in the manifest).")
+@click.option("--name", help="Composition name in the manifest and function names (default: the task).")
+@click.option("--composition", "compositions", multiple=True, metavar="NAME[:TASK]=PATH[,PATH...]",
+              help="A composition from adapter folders and at most one calibration folder; repeat to put "
+                   "several in one package (base weights stored once).")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path),
+              help="NAME.mlpackage; tokenizer files, manifest.json and export.json are written beside it.")
+@click.option("--quantize", "-q", type=click.Choice(QUANT_MODES), default="int4", show_default=True,
+              help="Base weights: int8 per channel, int4 in blocks of 32, or float16.")
+@click.option("--context", default=512, show_default=True, help="KV cache length (prompt + generated tokens).")
+@click.option("--max-new-tokens", default=128, show_default=True, help="Generation limit written to the manifest.")
+@click.option("--verify", is_flag=True, help="Run the saved package in a numpy interpreter and compare with MLX.")
+@click.option("--verify-steps", default=16, show_default=True, help="Decode steps compared by --verify.")
+def coreml(model, adapters, calibration, fused, task, name, compositions, out, quantize, context, max_new_tokens,
+           verify, verify_steps):
+    """Export to a stateful Core ML package (iOS 18): prefill and decode functions per composition.
+
+    \b
+    mlx-lc export coreml -m Qwen/Qwen2.5-0.5B-Instruct -a a/summarize -a a/es -c c/sum_es \\
+        -t summarize+es --out dist/SumEs.mlpackage --quantize int4 --verify
+    mlx-lc export coreml -m Qwen/Qwen2.5-0.5B-Instruct --out dist/Compose.mlpackage \\
+        --composition sum_es:summarize+es=a/summarize,a/es,c/sum_es \\
+        --composition sum_fr:summarize+fr=a/summarize,a/fr,c/sum_fr
+    """
+    from mlx_lc.export import ExportConfig
+    from mlx_lc.export import export as run_export
+
+    if context < 2:
+        raise click.BadParameter(f"must be at least 2, got {context}", param_hint="--context")
+    if verify_steps < 1:
+        raise click.BadParameter(f"must be at least 1, got {verify_steps}", param_hint="--verify-steps")
+    model_name, specs = composition_specs(model, adapters, calibration, fused, task, name, compositions)
+    report = run_export(ExportConfig(model=model_name, out=str(out), compositions=specs, quantize=quantize,
+                                     context=context, max_new_tokens=max_new_tokens, verify=verify,
+                                     verify_steps=verify_steps, fused=fused is not None))
+    click.echo(f"wrote {out} ({_kb(report['package_bytes'])}, {report['bytes_per_param']:.2f} bytes/param, "
+               f"{quantize}) and manifest.json beside it, in {report['export_seconds']:.1f}s")
+    for cname, info in report["compositions"].items():
+        fns = info["functions"]
+        click.echo(f"  {cname} ({info['task']}): {fns['prefill']}, {fns['decode']}  "
+                   f"[{info.get('kind')}, low-rank {_kb(info['lowrank_bytes'])}]")
+    for cname, v in (report.get("verify") or {}).items():
+        click.echo(f"verify {cname}: max |logit diff| {v['max_abs_err']:.4g} ({100 * v['max_rel_err']:.2f}% of "
+                   f"max |logit|), greedy tokens agree {v['greedy_agree']}/{v['greedy_total']}"
+                   + ("" if v["finite"] else "  NON-FINITE OUTPUT"))

@@ -1,0 +1,178 @@
+"""Export a model and its compositions: the .mlpackage, and beside it the tokenizer files,
+manifest.json (the contract the iOS app reads) and export.json (the resolved configuration,
+sizes and, with verify, the measured agreement with MLX).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from .. import manifest as manifest_io
+from ..errors import MlxLcError
+from . import coreml, quantize
+from .compositions import CompositionSpec, Resolved, resolve
+from .graph import Graph, ModelSpec, TensorStore, check_context, check_weights, spec_from_config
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json")
+CONFIG_FILES = ("config.json", "generation_config.json")  # swift-transformers reads these beside a model
+
+
+@dataclass
+class ExportConfig:
+    model: str  # hub id or folder (a fused model folder for --fused)
+    out: str  # NAME.mlpackage; tokenizer files and manifest.json go beside it
+    compositions: list[CompositionSpec] = field(default_factory=list)
+    quantize: str = "int4"
+    context: int = 512
+    max_new_tokens: int = 128
+    verify: bool = False
+    verify_steps: int = 16
+    fused: bool = False  # the model folder already holds the update; compositions carry none
+
+
+def model_dir(model: str) -> Path:
+    if Path(model).is_dir():
+        return Path(model)
+    from mlx_lm.utils import hf_repo_to_path
+
+    return Path(hf_repo_to_path(model))
+
+
+def read_spec(model: str) -> tuple[dict, ModelSpec]:
+    """The model's config and ModelSpec, read before any weights (unsupported models fail fast)."""
+    from mlx_lm.utils import load_config
+
+    path = model_dir(model)
+    if not (path / "config.json").is_file():
+        raise MlxLcError(f"cannot load model {model!r}: no config.json in {path}")
+    config = load_config(path)
+    return config, spec_from_config(config, model)
+
+
+def load_model(model: str):
+    """(mlx model, tokenizer, config, ModelSpec, float32 weights) with one-line errors."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.utils import dequantize_model
+
+    from ..generate import load_base
+
+    config, spec = read_spec(model)
+    m, tok = load_base(model)
+    if config.get("quantization"):  # fuse and export from float; re-quantize for Core ML after
+        m = dequantize_model(m)
+    weights = {k: np.array(v.astype(mx.float32)) for k, v in tree_flatten(m.parameters())}
+    check_weights(spec, weights, model)
+    return m, tok, config, spec, weights
+
+
+def _place(tmp: Path, final: Path) -> None:
+    """Move tmp over final; a directory being replaced is swapped out first."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+    else:
+        os.replace(tmp, final)
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def export(cfg: ExportConfig, progress: bool = True) -> dict:
+    """Write the package, tokenizer files, manifest.json and export.json; return the report."""
+    from tqdm import tqdm
+
+    out = Path(cfg.out)
+    if out.suffix != ".mlpackage":
+        raise MlxLcError(f"--out must end in .mlpackage, got {out}")
+    if cfg.quantize not in quantize.MODES:
+        raise MlxLcError(f"unknown quantization {cfg.quantize!r}; choose from {', '.join(quantize.MODES)}")
+    if not cfg.compositions:
+        raise MlxLcError("nothing to export: give --adapter/--calibration with --task, --fused with --task, "
+                         "or --composition NAME=...")
+    names = [c.name for c in cfg.compositions]
+    if len(set(names)) != len(names):
+        raise MlxLcError(f"composition names must be unique: {names}")
+    coreml.import_coremltools()  # the install hint before any heavy work
+    t0 = time.perf_counter()
+    bar = partial(tqdm, disable=not progress, dynamic_ncols=True)
+
+    check_context(read_spec(cfg.model)[1], cfg.context, cfg.model)
+    model, tok, config, spec, weights = load_model(cfg.model)
+    store = TensorStore()
+    resolved: list[Resolved] = [resolve(c, model, store, cfg.model) for c in cfg.compositions]
+    ids = [r.graph.name for r in resolved]
+    if len(set(ids)) != len(ids):
+        raise MlxLcError(f"composition names clash once made identifiers: {ids}")
+    graph = Graph(spec, cfg.context, weights, store, [r.graph for r in resolved], cfg.model)
+
+    src = model_dir(cfg.model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent))
+    try:
+        pkg = tmp / out.name
+        metadata = {
+            "description": f"{spec.hf_architecture} with {len(resolved)} composition(s) exported by mlx-lc",
+            "co.huggingface.exporters.name": cfg.model,
+            "co.huggingface.exporters.task": "text-generation",
+            "co.huggingface.exporters.architecture": spec.hf_architecture,
+            "co.huggingface.exporters.framework": "mlx",
+            "co.huggingface.exporters.precision": "float16",
+            "co.mlx-lc.quantization": cfg.quantize,
+            "co.mlx-lc.context_length": cfg.context,
+            "co.mlx-lc.compositions": json.dumps({r.spec.name: coreml.function_names(r.graph) for r in resolved}),
+        }
+        qstats = coreml.write_package(graph, pkg, cfg.quantize, metadata, bar)
+        files = []
+        for name in TOKENIZER_FILES + CONFIG_FILES:
+            if (src / name).is_file():
+                shutil.copy(src / name, tmp / name)
+                files.append(name)
+        tok_files = [f for f in files if f in TOKENIZER_FILES]
+        man = manifest_io.build(
+            tok, {r.spec.name: r.graph.task for r in resolved},
+            model={"architecture": spec.architecture, "vocab_size": spec.vocab_size, "hidden_size": spec.hidden_size,
+                   "num_layers": spec.num_layers, "num_kv_heads": spec.num_kv_heads, "head_dim": spec.head_dim,
+                   "context_length": cfg.context, "quantization": cfg.quantize},
+            io=coreml.io_description(graph),
+            functions={r.spec.name: coreml.function_names(r.graph) for r in resolved},
+            package=out.name, tokenizer_files=tok_files, max_new_tokens=cfg.max_new_tokens)
+        manifest_io.validate(man)
+        report = {
+            "config": {**asdict(cfg), "compositions": [asdict(c) for c in cfg.compositions]},
+            "package": str(out), "package_bytes": dir_bytes(pkg), "base_params": graph.num_base_params(),
+            "quantization": {"mode": cfg.quantize, **qstats},
+            "compositions": {r.spec.name: {**r.graph.info, "task": r.graph.task,
+                                           "functions": coreml.function_names(r.graph),
+                                           "lowrank_bytes": store.nbytes(r.graph.tensor_keys())}
+                             for r in resolved},
+            "shared_lowrank_bytes": store.nbytes(store.tensors),
+            "export_seconds": None,
+        }
+        report["bytes_per_param"] = report["package_bytes"] / report["base_params"]
+        if cfg.verify:
+            from .verify import verify_package
+
+            report["verify"] = verify_package(pkg, resolved, model, tok, steps=cfg.verify_steps, progress=progress)
+        report["export_seconds"] = round(time.perf_counter() - t0, 2)
+        (tmp / "export.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        manifest_io.write(man, tmp / "manifest.json")
+        # The package and tokenizer first, the manifest last: it is what the app opens.
+        for name in [out.name] + files + ["export.json", "manifest.json"]:
+            _place(tmp / name, out.parent / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report

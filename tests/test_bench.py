@@ -1,0 +1,65 @@
+"""`mlx-lc bench --quick` runs end to end on a tiny model and writes well-formed results.
+No timing is asserted: only that every row was measured and the files are complete."""
+
+from __future__ import annotations
+
+import mlx_lc  # noqa: F401  (OpenBLAS before mlx)
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from mlx_lc.cli import main
+
+ROWS = {"e2e_lc", "e2e_lc++", "decode_fused", "decode_runtime_lc", "decode_runtime_lc++", "decode_runtime_mlx_lm",
+        "decode_runtime_calib_module", "decode_bandwidth", "generate_vs_mlx_lm", "train_tps_lc", "train_mem_lc",
+        "train_tps_lc++", "train_mem_lc++"}
+
+
+def test_quick_bench_writes_table_and_json(tmp_path):
+    res = CliRunner().invoke(main, ["bench", "--quick", "--no-progress", "--out", str(tmp_path)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "bench.json").read_text())
+    ids = [r["id"] for r in result["rows"]]
+    expected = ROWS | ({"blas"} if sys.platform.startswith("linux") else set())
+    assert set(ids) == expected and len(ids) == len(expected)
+    for r in result["rows"]:
+        assert math.isfinite(r["ratio"]) and r["ratio"] > 0, r
+        assert r["ratio_min"] <= r["ratio"] <= r["ratio_max"]
+        for side in ("subject", "reference"):
+            assert r[side]["median"] > 0 and r[side]["n"] == result["config"]["rounds"]
+        assert (r["met"] is None) == (r["target"] is None)
+        assert r["what"] in res.output  # every row is in the printed table
+    assert {r["target"] for r in result["rows"] if r["target"]} == {1.8, 0.98, 1.0}
+    # fixed-length outputs: every decode produced exactly max_tokens tokens
+    decode = dict(result["details"]["decode"]["samples"])
+    decode.update({f"pair_{k}": v for k, v in decode.pop("fused_pair").items()})
+    assert len(decode) == 7
+    for samples in decode.values():
+        assert all(s["tokens"] == result["config"]["max_tokens"] for s in samples)
+    assert result["details"]["decode"]["bytes_per_token"]["kv"] > 0
+    # trainable parameters: the calibrations are far smaller than the LoRA they are compared with
+    params = result["details"]["train"]["trainable_params"]
+    assert 0 < params["lc"] < params["lc++"] < params["lora"]
+    assert result["machine"]["nproc"] >= 1 and result["wall_s"] > 0
+    assert "| measure |" in (tmp_path / "bench.md").read_text()
+
+
+def test_bench_subset_and_bad_input(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["bench", "--quick", "--only", "e2e,nope", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "unknown bench group" in res.output and "Traceback" not in res.output
+    res = runner.invoke(main, ["bench", "--quick", "--model", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "missing" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "bench.json").exists()  # nothing half-written
+
+
+def test_script_is_the_same_command():
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--shape" in out.stdout and "bench.py" in out.stdout
