@@ -63,7 +63,10 @@ def test_two_ranks_equal_one_process(tmp_path, tiny_path):
     assert a.keys() == b.keys()
     moved = 0
     for k in a:
-        np.testing.assert_allclose(np.array(a[k]), np.array(b[k]), rtol=1e-4, atol=1e-5, err_msg=k)
+        # Two ranks sum the loss in another order; Adam divides by sqrt(v), so a float32 rounding
+        # difference in a near-zero gradient shows up as ~1e-5 after 6 steps. Ranks that did not
+        # average (each stepping on its own half batch) would differ at the scale of the steps (lr 1e-2).
+        np.testing.assert_allclose(np.array(a[k]), np.array(b[k]), rtol=1e-3, atol=1e-4, err_msg=k)
         moved += k.endswith("lora_b") and float(mx.abs(a[k]).max()) > 0
     assert moved  # training did something, so the equality is not between two untouched inits
     hist1 = json.loads((tmp_path / "one" / "history.json").read_text())
