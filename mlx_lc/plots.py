@@ -28,6 +28,15 @@ def _pyplot(warn: bool):
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def loss_curve(history: dict, path: str | Path, title: str = "", warn: bool = True) -> Path | None:
     """history: {"train": [[step, loss, ...]], "valid": [[step, loss]]} -> PNG at `path`."""
     plt = _pyplot(warn)
@@ -43,12 +52,7 @@ def loss_curve(history: dict, path: str | Path, title: str = "", warn: bool = Tr
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def grouped_bars(groups: list[str], series: dict[str, list[float | None]], path: str | Path,
@@ -71,9 +75,4 @@ def grouped_bars(groups: list[str], series: dict[str, list[float | None]], path:
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
