@@ -114,6 +114,11 @@ def markdown(results: dict) -> str:
     for t in targets(table, groups):
         lines.append(f"| {t['group']} | {t['method']} | {100 * t['ratio']:.0f}% | {t['direction']} "
                      f"{100 * t['target']:.0f}% | {'yes' if t['met'] else '**no**'} |")
+    unmeasured = [g for g in groups if not table.get("multi-step", {}).get(g, {}).get("mean")]
+    if unmeasured:
+        lines += ["", f"**Not assessable in {', '.join(unmeasured)}:** multi-step passes the judge on no "
+                  "example there, so no method can be expressed as a fraction of it. Read the fact and "
+                  "ROUGE table below, and the single-task LoRAs' own scores, to see why."]
 
     lines += ["", "## Content and overlap per task group", "",
               "Fact accuracy % (who/what/where/when slots right) and the paper's ROUGE metric "
@@ -173,6 +178,10 @@ def write_results(results: dict, out: Path) -> None:
     groups = [g for g in tasks.GROUPS if any(g in v for v in table.values())]
     plots.grouped_bars(groups, {m: [table[m].get(g, {}).get("mean") for g in groups] for m in METHODS if m in table},
                        out / "results.png", "judge pass % per task group", "judge pass %")
+    metric = aggregate(results, "score")
+    plots.grouped_bars(groups, {m: [metric[m].get(g, {}).get("mean") for g in groups] for m in METHODS if m in metric},
+                       out / "results-rouge.png", "ROUGE per task group (ROUGE-L: summaries; weighted ROUGE: replies)",
+                       "ROUGE x100")
     curves = out / "curves"
     for run in results["runs"]:
         work = out / "work" / f"seed{run['seed']}"

@@ -70,6 +70,8 @@ def grouped_bars(groups: list[str], series: dict[str, list[float | None]], path:
         vals = series[name]
         ax.bar([x for x, v in zip(xs, vals) if v is not None], [v for v in vals if v is not None],
                width=width, label=name, color=cmap(i % 20))
+    top = max([v for vals in series.values() for v in vals if v is not None], default=0)
+    ax.set_ylim(0, max(1.0, 1.1 * top))  # all-zero bars still get an axis from 0
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
