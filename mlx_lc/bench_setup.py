@@ -19,9 +19,9 @@ from . import adapters as adapters_io
 from . import calibration as calib_io
 from .adapters import LoRA
 from .errors import MlxLcError
-from .io import atomic_dir, write_json
+from .io import write_json
 from .merge import MergeConfig, merge
-from .tiny import DEFAULT_CORPUS, TinyConfig, train_tokenizer, write_tiny_model
+from .tiny import DEFAULT_CORPUS, TinyConfig, train_tokenizer, write_model_folder, write_tiny_model
 
 # Published architectures (config.json of each model card), written here with random weights.
 SHAPES: dict[str, dict] = {
@@ -45,7 +45,6 @@ def write_shape_model(out: str | Path, shape: str, dtype: str = "float32", seed:
     """A random model with a published architecture; the tokenizer is padded to its vocabulary."""
     import importlib
 
-    from mlx_lm.utils import save_config, save_model
 
     if shape not in SHAPES:
         raise MlxLcError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
@@ -65,11 +64,7 @@ def write_shape_model(out: str | Path, shape: str, dtype: str = "float32", seed:
     model.model.embed_tokens.weight = 0.02 * mx.random.normal(model.model.embed_tokens.weight.shape)
     model.set_dtype(DTYPES[dtype])
     mx.eval(model.parameters())
-    with atomic_dir(out) as tmp:
-        save_model(tmp, model)
-        save_config(config, tmp / "config.json")
-        tokenizer.save_pretrained(str(tmp))
-    return Path(out)
+    return write_model_folder(out, model, config, tokenizer)
 
 
 def write_model(out: str | Path, shape: str, dtype: str = "float32", quick: bool = False, seed: int = 0) -> Path:

@@ -68,7 +68,6 @@ def train_tokenizer(texts: Iterable[str], vocab: int):
 def write_tiny_model(out: str | Path, cfg: TinyConfig | None = None, corpus: Iterable[str] | None = None) -> Path:
     """Write config.json, model.safetensors and tokenizer files for a random Llama model."""
     from mlx_lm.models import llama
-    from mlx_lm.utils import save_config, save_model
 
     cfg = cfg or TinyConfig()
     if cfg.hidden % cfg.heads or cfg.heads % cfg.kv_heads:
@@ -101,9 +100,18 @@ def write_tiny_model(out: str | Path, cfg: TinyConfig | None = None, corpus: Ite
     # Small embeddings keep a tied head's random logits in a sane range.
     model.model.embed_tokens.weight = 0.02 * mx.random.normal(model.model.embed_tokens.weight.shape)
     mx.eval(model.parameters())
+    return write_model_folder(out, model, config, tokenizer, {"mlx_lc_tiny.json": asdict(cfg)})
+
+
+def write_model_folder(out: str | Path, model, config: dict, tokenizer, extra: dict | None = None) -> Path:
+    """An mlx_lm.load-able folder (weights, config.json, tokenizer files, `extra` JSON files),
+    written to a temporary folder and renamed into place."""
+    from mlx_lm.utils import save_config, save_model
+
     with atomic_dir(out) as tmp:
         save_model(tmp, model)
         save_config(config, tmp / "config.json")
         tokenizer.save_pretrained(str(tmp))
-        write_json(tmp / "mlx_lc_tiny.json", asdict(cfg))
+        for name, obj in (extra or {}).items():
+            write_json(tmp / name, obj)
     return Path(out)

@@ -13,9 +13,8 @@ from mlx.utils import tree_flatten, tree_unflatten
 from mlx_lc import adapters as adapters_io
 from mlx_lc import calibration as calib_io
 from mlx_lc.adapters import LoRA
-from mlx_lc.io import atomic_dir
 from mlx_lc.merge import MergeConfig, merge
-from mlx_lc.tiny import DEFAULT_CORPUS, train_tokenizer
+from mlx_lc.tiny import DEFAULT_CORPUS, train_tokenizer, write_model_folder
 
 PROJ = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
@@ -26,7 +25,6 @@ def write_model(out: Path, arch: str = "llama", tie: bool = True, rope_scaling: 
                 embed_scale: float = 0.3) -> Path:
     """A random llama/qwen2 model. Embeddings at 0.3 (not 0.02) give decisive logits (std ~2), so
     greedy tokens do not flip on fp16 rounding ties; norms are perturbed so their weights matter."""
-    from mlx_lm.utils import save_config, save_model
 
     tok = train_tokenizer(DEFAULT_CORPUS.splitlines(), 400)
     config = {"model_type": arch, "hidden_size": hidden, "num_hidden_layers": layers,
@@ -46,11 +44,7 @@ def write_model(out: Path, arch: str = "llama", tie: bool = True, rope_scaling: 
             params[k] = 1.0 + 0.2 * mx.random.normal(v.shape)
     model.update(tree_unflatten(list(params.items())))
     mx.eval(model.parameters())
-    with atomic_dir(out) as tmp:
-        save_model(tmp, model)
-        save_config(config, tmp / "config.json")
-        tok.save_pretrained(str(tmp))
-    return Path(out)
+    return write_model_folder(out, model, config, tok)
 
 
 def write_adapter(out: Path, model_dir: Path, rank: int = 4, seed: int = 1, scale: float = 0.5,
