@@ -34,8 +34,10 @@ def main():
     ap.add_argument("world", type=Path)
     ap.add_argument("--n", type=int, default=100)
     args = ap.parse_args()
-    model, tok = load_base(args.model)
     path = args.world / "single" / "summarize" / "test.jsonl"
+    if not path.is_file():
+        ap.error(f"{path} not found: WORLD is a folder written by `python -m mlx_lc.world` or `mlx-lc demo`")
+    model, tok = load_base(args.model)
     dialogues = [json.loads(line)["input"].split("\n") for line in path.open()][: args.n]
     own = other = 0.0
     for i, d in enumerate(dialogues):
