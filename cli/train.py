@@ -119,7 +119,7 @@ def calibrate(model, adapters, variant, mode, rank, data, out, lr, iters, epochs
 
 @main.command()
 @click.option("--corpus", "-c", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Plain text; documents separated by blank lines.")
+              help="Plain text; documents separated by blank lines, each kept whole in one window when it fits.")
 @out_option
 @click.option("--hidden", default=128, show_default=True)
 @click.option("--layers", default=4, show_default=True)

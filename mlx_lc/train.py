@@ -193,18 +193,31 @@ def _flat(tree):
 # ---------------------------------------------------------------- pretraining
 
 def corpus_examples(tokenizer, text: str, seq_len: int) -> list[Example]:
-    """Documents (separated by blank lines, else lines) joined with eos and cut into windows of
-    seq_len + 1 tokens; no task formatting, loss on every token."""
+    """Documents (separated by blank lines, else lines), each ended by eos, packed whole into
+    windows of at most seq_len + 1 tokens; no task formatting, loss on every token.
+
+    A document is split only when it is longer than a window. Cutting one stream into fixed
+    windows instead puts most of a dialogue's last turn in another window than the turns it
+    restates, and a model never sees the reason to copy from its context (README, demo)."""
     docs = [d.strip() for d in (text.split("\n\n") if "\n\n" in text else text.splitlines()) if d.strip()]
     if not docs:
         raise MlxLcError("the corpus is empty")
     eos = tokenizer.eos_token_id
-    stream: list[int] = []
     hf = getattr(tokenizer, "_tokenizer", tokenizer)  # mlx-lm wraps the HF tokenizer
+    windows: list[Example] = []
+    cur: list[int] = []
     for ids in hf(docs, add_special_tokens=False)["input_ids"]:
-        stream += ids + [eos]
-    n = max(1, (len(stream) - 1) // seq_len)
-    return [(stream[i * seq_len: i * seq_len + seq_len + 1], 0) for i in range(n)]
+        ids = ids + [eos]
+        if cur and len(cur) + len(ids) > seq_len + 1:
+            windows.append((cur, 0))
+            cur = []
+        cur += ids
+        while len(cur) > seq_len + 1:
+            windows.append((cur[: seq_len + 1], 0))
+            cur = cur[seq_len + 1:]
+    if len(cur) > 1:
+        windows.append((cur, 0))
+    return windows
 
 
 @dataclass

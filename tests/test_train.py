@@ -134,6 +134,24 @@ def test_pretrain_trains_every_weight(tmp_path):
     mlx_lm.load(str(out))  # still a loadable model
 
 
+def test_corpus_windows_keep_documents_whole(tiny_model):
+    """Pretraining windows never cut a document that fits in one, and lose no token."""
+    from mlx_lc.train import corpus_examples
+
+    _, tok = tiny_model
+    docs = [toy_data.row("summarize", i)["input"] for i in range(40)] + ["word " * 150]  # the last one: too long
+    windows = corpus_examples(tok, "\n\n".join(docs), 64)
+    assert all(len(ids) <= 65 for ids, _ in windows)
+    eos = tok.eos_token_id
+    stream = [t for ids, _ in windows for t in ids]
+    encoded = [tok.encode(d.strip(), add_special_tokens=False) + [eos] for d in docs]
+    assert stream == [t for ids in encoded for t in ids]
+    fits = [ids for ids in encoded if len(ids) <= 65]
+    assert len(fits) == 40  # every dialogue fits, so each lies inside exactly one window
+    for ids in fits:
+        assert any(any(w[i:i + len(ids)] == ids for i in range(len(w) - len(ids) + 1)) for w, _ in windows)
+
+
 def test_loss_on_scored_positions_equals_full_logits(tiny_model):
     from mlx_lc.fit import masked_loss, scored_positions
 
