@@ -3,7 +3,8 @@
 For each test dialogue, the loss of its last turn (which restates the agreed who/what/where/when)
 given its own earlier turns, and given another dialogue's earlier turns. A model that copies facts
 from its context scores much lower with its own; equal losses mean it predicts the last turn from
-style and frequencies alone, so no task trained on top can get the facts right.
+style and frequencies alone, so no task trained on top can get the facts right. Then the
+stricter test: how many last turns greedy decoding completes exactly from their first words.
 
     python scripts/context_use.py mlx-lc-demo/work/seed0/base mlx-lc-demo/work/seed0/world
 """
@@ -28,6 +29,37 @@ def last_turn_loss(model, tok, context: list[str], last: str) -> float:
     return ce[n - 1:].mean().item()
 
 
+def greedy_last_turn(model, tok, context: list[str], last: str, given_words: int = 4) -> bool:
+    """Does greedy decoding, given the dialogue and the first words of its last turn, write the
+    rest of that turn exactly? Lower loss can come from soft hints; this needs real copying."""
+    from mlx_lm import generate
+
+    words = last.split(" ")
+    head = " ".join(words[:given_words])
+    prompt = "\n".join(context) + "\n" + head
+    out = generate(model, tok, prompt, max_tokens=2 * len(words) + 8, verbose=False).split("\n")[0]
+    return (head + " " + out).split() == words  # the detokenizer drops the first token's space
+
+
+def context_use(model, tok, dialogues: list[list[str]]) -> dict:
+    n = len(dialogues)
+    own = sum(last_turn_loss(model, tok, d[:-1], d[-1]) for d in dialogues) / n
+    other = sum(last_turn_loss(model, tok, dialogues[(i + 1) % n][:-1], d[-1]) for i, d in enumerate(dialogues)) / n
+    exact = sum(greedy_last_turn(model, tok, d[:-1], d[-1]) for d in dialogues)
+    return {"n": n, "own": own, "other": other, "gap": other - own, "greedy_exact": exact}
+
+
+def read_dialogues(world: Path, n: int) -> list[list[str]]:
+    path = world / "single" / "summarize" / "test.jsonl"
+    return [json.loads(line)["input"].split("\n") for line in path.open()][:n]
+
+
+def describe(r: dict) -> str:
+    return (f"last-turn loss over {r['n']} test dialogues (nats/token): own context {r['own']:.3f}, "
+            f"another dialogue's context {r['other']:.3f}, gap {r['gap']:.3f}; "
+            f"greedy completes {r['greedy_exact']}/{r['n']} last turns exactly")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model")
@@ -38,14 +70,7 @@ def main():
     if not path.is_file():
         ap.error(f"{path} not found: WORLD is a folder written by `python -m mlx_lc.world` or `mlx-lc demo`")
     model, tok = load_base(args.model)
-    dialogues = [json.loads(line)["input"].split("\n") for line in path.open()][: args.n]
-    own = other = 0.0
-    for i, d in enumerate(dialogues):
-        own += last_turn_loss(model, tok, d[:-1], d[-1])
-        other += last_turn_loss(model, tok, dialogues[(i + 1) % len(dialogues)][:-1], d[-1])
-    n = len(dialogues)
-    print(f"last-turn loss over {n} test dialogues (nats/token): own context {own / n:.3f}, "
-          f"another dialogue's context {other / n:.3f}, gap {(other - own) / n:.3f}")
+    print(describe(context_use(model, tok, read_dialogues(args.world, args.n))))
 
 
 if __name__ == "__main__":
