@@ -45,7 +45,6 @@ def write_shape_model(out: str | Path, shape: str, dtype: str = "float32", seed:
     """A random model with a published architecture; the tokenizer is padded to its vocabulary."""
     import importlib
 
-
     if shape not in SHAPES:
         raise MlxLcError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
     if dtype not in DTYPES:

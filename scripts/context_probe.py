@@ -36,13 +36,13 @@ def main():
     corpus = a.world / "corpus.txt"
     if not corpus.is_file():
         ap.error(f"{corpus} not found: WORLD is a folder written by `python -m mlx_lc.world` or `mlx-lc demo`")
+    dialogues = read_dialogues(a.world, a.n)  # before writing anything
     text = corpus.read_text(encoding="utf-8")
     write_tiny_model(a.out, TinyConfig(hidden=a.hidden, layers=a.layers, vocab=a.vocab, heads=a.heads,
                                        kv_heads=a.kv_heads, seed=a.seed), text.splitlines())
     model, tok = load_base(str(a.out))
     examples = corpus_examples(tok, text, a.max_seq_len)
     n_valid = max(1, len(examples) // 50)  # as `mlx-lc pretrain`
-    dialogues = read_dialogues(a.world, a.n)
     t0 = time.perf_counter()
 
     def probe(_best):

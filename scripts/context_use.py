@@ -51,6 +51,9 @@ def context_use(model, tok, dialogues: list[list[str]]) -> dict:
 
 def read_dialogues(world: Path, n: int) -> list[list[str]]:
     path = world / "single" / "summarize" / "test.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"error: {path} not found: WORLD is a folder written by `python -m mlx_lc.world` "
+                         "or `mlx-lc demo`")
     return [json.loads(line)["input"].split("\n") for line in path.open()][:n]
 
 
@@ -66,11 +69,9 @@ def main():
     ap.add_argument("world", type=Path)
     ap.add_argument("--n", type=int, default=100)
     args = ap.parse_args()
-    path = args.world / "single" / "summarize" / "test.jsonl"
-    if not path.is_file():
-        ap.error(f"{path} not found: WORLD is a folder written by `python -m mlx_lc.world` or `mlx-lc demo`")
+    dialogues = read_dialogues(args.world, args.n)
     model, tok = load_base(args.model)
-    print(describe(context_use(model, tok, read_dialogues(args.world, args.n))))
+    print(describe(context_use(model, tok, dialogues)))
 
 
 if __name__ == "__main__":

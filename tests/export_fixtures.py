@@ -25,7 +25,6 @@ def write_model(out: Path, arch: str = "llama", tie: bool = True, rope_scaling: 
                 embed_scale: float = 0.3) -> Path:
     """A random llama/qwen2 model. Embeddings at 0.3 (not 0.02) give decisive logits (std ~2), so
     greedy tokens do not flip on fp16 rounding ties; norms are perturbed so their weights matter."""
-
     tok = train_tokenizer(DEFAULT_CORPUS.splitlines(), 400)
     config = {"model_type": arch, "hidden_size": hidden, "num_hidden_layers": layers,
               "intermediate_size": 2 * hidden, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
