@@ -174,11 +174,12 @@ def evaluate_loss(model, examples: Sequence[Example], batch_size: int, max_seq_l
 
 def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cfg: FitConfig,
         out: Path | None = None, resume: bool = False, progress: bool = True, desc: str = "train",
-        on_best: Callable[[dict], None] | None = None) -> FitResult:
+        on_best: Callable[[dict, int], None] | None = None) -> FitResult:
     """Train `model.trainable_parameters()` on `train`; keep the weights with the best dev loss.
 
     Checkpoints (current + best weights, optimizer state, history) go to out/checkpoint at every
     evaluation; `resume=True` continues from there. On return the model holds the best weights.
+    `on_best(weights, step)` runs at every new best dev loss (probes use it to watch a run).
     """
     group = mx.distributed.init()
     rank, size = group.rank(), group.size()
@@ -226,7 +227,7 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
         if best_val is None or val < best_val - 1e-6:
             best_val, best_step, bad, best = val, it, 0, _snapshot(model)
             if on_best is not None:
-                on_best(best)
+                on_best(best, it)
         else:
             bad += 1
         if ckpt is not None and rank == 0:

@@ -43,6 +43,7 @@ class TinyConfig:
     tie: bool = True
     seed: int = 0
     max_position: int = 2048
+    rope_theta: float = 10000.0
 
 
 def train_tokenizer(texts: Iterable[str], vocab: int):
@@ -67,15 +68,23 @@ def train_tokenizer(texts: Iterable[str], vocab: int):
 
 def write_tiny_model(out: str | Path, cfg: TinyConfig | None = None, corpus: Iterable[str] | None = None) -> Path:
     """Write config.json, model.safetensors and tokenizer files for a random Llama model."""
-    from mlx_lm.models import llama
-
     cfg = cfg or TinyConfig()
-    if cfg.hidden % cfg.heads or cfg.heads % cfg.kv_heads:
-        raise MlxLcError(f"hidden {cfg.hidden} must divide by heads {cfg.heads}, heads by kv_heads {cfg.kv_heads}")
     if cfg.vocab < 300:
         raise MlxLcError(f"vocab must be at least 300 (256 bytes + specials + merges), got {cfg.vocab}")
     texts = list(corpus) if corpus is not None else DEFAULT_CORPUS.splitlines()
     tokenizer = train_tokenizer(texts, cfg.vocab)
+    special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+               "pad_token_id": tokenizer.pad_token_id}
+    model, config = build_tiny(cfg, len(tokenizer), special)
+    return write_model_folder(out, model, config, tokenizer, {"mlx_lc_tiny.json": asdict(cfg)})
+
+
+def build_tiny(cfg: TinyConfig, vocab_size: int, special: dict | None = None):
+    """A randomly initialised mlx-lm Llama model for `cfg` with `vocab_size` rows -> (model, config dict)."""
+    from mlx_lm.models import llama
+
+    if cfg.hidden % cfg.heads or cfg.heads % cfg.kv_heads:
+        raise MlxLcError(f"hidden {cfg.hidden} must divide by heads {cfg.heads}, heads by kv_heads {cfg.kv_heads}")
     config = {
         "model_type": "llama",
         "architectures": ["LlamaForCausalLM"],
@@ -86,13 +95,11 @@ def write_tiny_model(out: str | Path, cfg: TinyConfig | None = None, corpus: Ite
         "num_key_value_heads": cfg.kv_heads,
         "head_dim": cfg.hidden // cfg.heads,
         "rms_norm_eps": 1e-5,
-        "vocab_size": len(tokenizer),
-        "rope_theta": 10000.0,
+        "vocab_size": vocab_size,
+        "rope_theta": cfg.rope_theta,
         "max_position_embeddings": cfg.max_position,
         "tie_word_embeddings": cfg.tie,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
+        **(special or {}),
         "torch_dtype": "float32",
     }
     mx.random.seed(cfg.seed)
@@ -100,7 +107,7 @@ def write_tiny_model(out: str | Path, cfg: TinyConfig | None = None, corpus: Ite
     # Small embeddings keep a tied head's random logits in a sane range.
     model.model.embed_tokens.weight = 0.02 * mx.random.normal(model.model.embed_tokens.weight.shape)
     mx.eval(model.parameters())
-    return write_model_folder(out, model, config, tokenizer, {"mlx_lc_tiny.json": asdict(cfg)})
+    return model, config
 
 
 def write_model_folder(out: str | Path, model, config: dict, tokenizer, extra: dict | None = None) -> Path:

@@ -32,6 +32,7 @@ def main():
                           ("seed", 0), ("n", 50)]:
         ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--rope-theta", type=float, default=10000.0)
     a = ap.parse_args()
     corpus = a.world / "corpus.txt"
     if not corpus.is_file():
@@ -39,15 +40,17 @@ def main():
     dialogues = read_dialogues(a.world, a.n)  # before writing anything
     text = corpus.read_text(encoding="utf-8")
     write_tiny_model(a.out, TinyConfig(hidden=a.hidden, layers=a.layers, vocab=a.vocab, heads=a.heads,
-                                       kv_heads=a.kv_heads, seed=a.seed), text.splitlines())
+                                       kv_heads=a.kv_heads, seed=a.seed, rope_theta=a.rope_theta),
+                     text.splitlines())
     model, tok = load_base(str(a.out))
     examples = corpus_examples(tok, text, a.max_seq_len)
     n_valid = max(1, len(examples) // 50)  # as `mlx-lc pretrain`
     t0 = time.perf_counter()
 
-    def probe(_best):
+    def probe(_best, step):
         model.eval()
-        print(f"[{time.perf_counter() - t0:5.0f} s] {describe(context_use(model, tok, dialogues))}", flush=True)
+        print(f"[{time.perf_counter() - t0:5.0f} s] step {step:5d}: {describe(context_use(model, tok, dialogues))}",
+              flush=True)
         model.train()
 
     model.unfreeze()
