@@ -154,7 +154,8 @@ def markdown(results: dict) -> str:
            [(f"{label} {n}", r) for n, d in tr["calibrations"].items() for label, r in d.items()]
     for name, r in rows:
         val = f"{r['best_val_loss']:.3f}" if r.get("best_val_loss") is not None else "—"
-        lines.append(f"| {name} | {r['steps']} | {r['best_step']} | {val} | {r['tokens_per_s']:,.0f} | {r['seconds']:.0f} |")
+        tps, sec = (f"{r[k]:,.0f}" if r.get(k) is not None else "—" for k in ("tokens_per_s", "seconds"))
+        lines.append(f"| {name} | {r['steps']} | {r['best_step']} | {val} | {tps} | {sec} |")
 
     lines += ["", "## Time per stage (seconds, seed %d)" % run0["seed"], "",
               " · ".join(f"{k} {v:.0f}" for k, v in run0["times"].items()), ""]

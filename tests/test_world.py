@@ -285,7 +285,11 @@ def test_corpus_is_unlabelled_and_covers_languages_and_tones(bench):
     assert len(docs) == s["corpus"]["documents"] == 300
     assert {detect_language(d) for d in docs} == set(LANGS)
     assert {detect_tone(d) for d in docs} >= set(TONES)
-    assert sum(":" in d.split("\n")[0] and len(d.split("\n")) >= 4 for d in docs) > 60  # dialogues
+    dialogues = [d.split("\n") for d in docs if len(d.split("\n")) >= 5]
+    assert len(dialogues) > 150  # most documents are dialogues (7 in 10)
+    for scene, *turns in dialogues:  # a scene line first, then the turns, in one language
+        assert ": " not in scene and all(": " in t for t in turns)
+        assert detect_language(scene) == detect_language("\n".join(turns))
 
 
 def test_bad_subtask_is_one_clear_error_and_writes_nothing(tmp_path):
