@@ -26,7 +26,7 @@ def demo(size, out, seed, seeds, subtasks, quiet):
     LoRAs, merges, multi-step, joint expert, LC and LC++ on held-out compositional tests.
 
     Writes results.json, results.md (the paper's table beside ours), results.png and loss curves.
-    Re-running with the same --out reuses finished artifacts.
+    Re-running with the same --out reuses finished artifacts made by the same version and settings.
     """
     from mlx_lc import demo as lib
 

@@ -127,6 +127,7 @@ def run_seed(cfg: DemoConfig, work: Path, progress: bool = True, log=print) -> d
 
     t = time.perf_counter()
     world = work / "world"
+    _check_reuse(cfg, work)
     if not (world / "corpus.txt").exists():
         build_benchmark(world, seed=cfg.seed, n_single=cfg.n_single, n_comp=cfg.n_comp, n_valid=cfg.n_valid,
                         n_test=cfg.n_test, subtasks=cfg.subtasks, n_corpus=cfg.n_corpus, progress=progress)
@@ -186,6 +187,24 @@ def run_seed(cfg: DemoConfig, work: Path, progress: bool = True, log=print) -> d
     return {"seed": cfg.seed, "scores": scores, "single": single_scores, "params": params, "training": training,
             "times": {**clock.stages, "total": clock.total}, "base_params": json.loads(
                 (base / "pretrain.json").read_text())["params"]}
+
+
+def _check_reuse(cfg: DemoConfig, work: Path) -> None:
+    """Finished artifacts in `work` are reused only when they were made by this world version and
+    this configuration; anything else raises instead of mixing old and new results."""
+    from .io import atomic_write_text
+    from .world.dataset import VERSION
+
+    bench = work / "world" / "benchmark.json"
+    version = json.loads(bench.read_text()).get("version", 1) if bench.exists() else VERSION
+    if version != VERSION:
+        raise MlxLcError(f"{work / 'world'} was written by an older mlx-lc (world version {version}, now "
+                         f"{VERSION}); use a new --out or delete it")
+    stamp, now = work / "demo_config.json", _jsonable(asdict(cfg))
+    if stamp.exists() and json.loads(stamp.read_text()) != now:
+        raise MlxLcError(f"{work} holds artifacts of another demo configuration; use a new --out or delete it")
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, json.dumps(now, indent=2))
 
 
 def _train_meta(path: Path) -> dict:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from mlx_lc import demo
 from mlx_lc.cli import main
+from mlx_lc.errors import MlxLcError
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +58,20 @@ def test_demo_rejects_a_single_task_as_subtask(tmp_path):
     r = CliRunner().invoke(main, ["demo", "--subtask", "summarize", "-o", str(tmp_path / "d"), "-q"])
     assert r.exit_code == 1 and "not a composition" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "d").exists()
+
+
+def test_rerun_refuses_artifacts_of_older_code_or_another_config(results):
+    """Re-running with the same --out reuses finished artifacts, but only those made by this world
+    version and this configuration: anything else is a one-line error, not a silent mix."""
+    out, _ = results
+    work = out / "work" / "seed0"
+    r = CliRunner().invoke(main, ["demo", "--quick", "-o", str(out), "-q"])  # the test run was another preset
+    assert r.exit_code == 1 and "another demo configuration" in r.output and "Traceback" not in r.output
+    bench = work / "world" / "benchmark.json"
+    saved = bench.read_text()
+    bench.write_text(json.dumps({k: v for k, v in json.loads(saved).items() if k != "version"}))
+    try:
+        with pytest.raises(MlxLcError, match="older mlx-lc"):
+            demo.run_seed(demo.preset("test"), work, progress=False, log=lambda *a: None)
+    finally:
+        bench.write_text(saved)

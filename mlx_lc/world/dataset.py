@@ -26,6 +26,9 @@ from .realise import cut_last_turn, dialogue, plan_dialogue, render, render_turn
 from .tones import TONES
 
 SPLITS = ("train", "valid", "test")
+# Bumped whenever the same seed would write different files (2: corpus dialogues open with a scene
+# line), so a folder written by older code is not silently reused (demo.run_seed checks it).
+VERSION = 2
 
 
 def _secondary(task) -> tuple[str, str | None]:
@@ -140,7 +143,7 @@ def build_benchmark(out: Path, seed: int = 0, n_single: int = 1000, n_comp: int 
         docs = corpus_documents(random.Random(f"{seed}:corpus"), n_corpus, held)
         (tmp / "corpus.txt").write_text("\n\n".join(docs) + "\n")
         summary = {
-            "seed": seed, "n_single": n_single, "n_comp": n_comp, "n_valid": n_valid, "n_test": n_test,
+            "version": VERSION, "seed": seed, "n_single": n_single, "n_comp": n_comp, "n_valid": n_valid, "n_test": n_test,
             "subtasks": comps, "counts": counts,
             "corpus": {"documents": len(docs), "lines": sum(d.count("\n") + 1 for d in docs)},
             "world": {"people": len(PEOPLE), "activities": len(ACTIVITIES), "places": len(PLACES),
