@@ -143,7 +143,8 @@ def build_benchmark(out: Path, seed: int = 0, n_single: int = 1000, n_comp: int 
         docs = corpus_documents(random.Random(f"{seed}:corpus"), n_corpus, held)
         (tmp / "corpus.txt").write_text("\n\n".join(docs) + "\n")
         summary = {
-            "version": VERSION, "seed": seed, "n_single": n_single, "n_comp": n_comp, "n_valid": n_valid, "n_test": n_test,
+            "version": VERSION, "seed": seed, "n_single": n_single, "n_comp": n_comp, "n_valid": n_valid,
+            "n_test": n_test,
             "subtasks": comps, "counts": counts,
             "corpus": {"documents": len(docs), "lines": sum(d.count("\n") + 1 for d in docs)},
             "world": {"people": len(PEOPLE), "activities": len(ACTIVITIES), "places": len(PLACES),
