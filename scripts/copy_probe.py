@@ -1,7 +1,7 @@
 """How many steps does a tiny base need before it can copy from its context at all?
 
 The world's tasks all need copying (names, places and times from the dialogue into the summary or
-the reply), and the demo's base never learned it (scripts/context_use.py). This isolates the
+the reply), and the old demo base never learned it (scripts/context_use.py). This isolates the
 skill from the world: each row is a run of random tokens, random filler, then the same run again.
 The first run and the filler cannot be predicted; the repeat can be, only by finding where the
 run appeared before and copying the token that followed (an induction head). Printed per
