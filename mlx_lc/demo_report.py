@@ -87,7 +87,9 @@ def markdown(results: dict) -> str:
         f"Wall time {results['wall_seconds'] / 60:.1f} min on {platform.machine()} "
         f"({results.get('machine', platform.platform())}).",
         f"Base model: {run0['base_params']:,} parameters (hidden {cfg['model']['hidden']}, {cfg['model']['layers']} layers), "
-        f"pretrained from scratch on the world's corpus. LoRAs: rank {cfg['lora']['rank']}, scale {cfg['lora']['scale']}, "
+        f"pretrained from scratch on the world's corpus for {run0['training']['pretrain']['steps']:,} steps"
+        + (" (the base shipped in mlx_lc/demo_base, made by scripts/build_demo_base.py; this run copied it)"
+           if run0.get("base_source") == "shipped" else " in this run") + f". LoRAs: rank {cfg['lora']['rank']}, scale {cfg['lora']['scale']}, "
         f"lr {cfg['lora']['fit']['lr']}; calibrations: lr {cfg['calib']['lr']}; all early-stopped on the dev split.",
         "",
         "## Judge pass % per task group (ours, paper in brackets)", "",
@@ -149,7 +151,8 @@ def markdown(results: dict) -> str:
     tr = run0["training"]
     lines += ["", "## Training (seed %d): steps run, best dev step, dev loss" % run0["seed"], "",
               "| artifact | steps | best step | best dev loss | tokens/s | seconds |", "|---|---|---|---|---|---|"]
-    rows = [("base (pretrain)", tr["pretrain"])] + [(f"LoRA {n}", r) for n, r in tr["loras"].items()] + \
+    shipped = " (shipped; when built)" if run0.get("base_source") == "shipped" else ""
+    rows = [(f"base (pretrain){shipped}", tr["pretrain"])] + [(f"LoRA {n}", r) for n, r in tr["loras"].items()] + \
            [(f"joint {n}", r) for n, r in tr["joint"].items()] + \
            [(f"{label} {n}", r) for n, d in tr["calibrations"].items() for label, r in d.items()]
     for name, r in rows:

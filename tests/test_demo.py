@@ -17,7 +17,8 @@ from mlx_lc.errors import MlxLcError
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    return out, demo.run(demo.preset("test"), out, progress=False, log=lambda *a: None, label="test")
+    # 2 worker processes, as on the demo's 2-core machine: the pool is what the default run uses
+    return out, demo.run(demo.preset("test"), out, progress=False, log=lambda *a: None, label="test", workers=2)
 
 
 def test_every_method_is_scored_by_the_judge(results):
@@ -29,6 +30,24 @@ def test_every_method_is_scored_by_the_judge(results):
         for key in ("judge_pass", "fact_acc", "language_ok", "score"):
             assert s[key] is not None and 0.0 <= s[key] <= 1.0, (method, key)
     assert set(res["runs"][0]["single"]) == {"summarize", "es"}
+
+
+def test_an_adapter_trained_in_a_worker_process_equals_one_trained_here(results, tmp_path):
+    """Jobs are seeded, so the process pool changes the wall time, not the weights: up to float
+    rounding, since a worker's BLAS runs one thread and sums in another order (~1e-4 after these 6
+    steps; an unseeded init would differ by ~0.1)."""
+    import mlx.core as mx
+
+    from mlx_lc.io import load_safetensors
+    from mlx_lc.train import train_lora
+
+    out, _ = results
+    work, cfg = out / "work" / "seed0", demo._seeded(demo.preset("test"))
+    train_lora(str(work / "base"), work / "world" / "single" / "es", tmp_path / "es", cfg.lora, progress=False)
+    here = load_safetensors(tmp_path / "es" / "adapters.safetensors")
+    pooled = load_safetensors(work / "loras" / "es" / "adapters.safetensors")
+    assert here.keys() == pooled.keys()
+    assert all(mx.allclose(here[k], pooled[k], rtol=0, atol=1e-3).item() for k in here)
 
 
 def test_extra_parameters_match_the_method(results):
@@ -75,3 +94,51 @@ def test_rerun_refuses_artifacts_of_older_code_or_another_config(results):
             demo.run_seed(demo.preset("test"), work, progress=False, log=lambda *a: None)
     finally:
         bench.write_text(saved)
+
+
+def test_a_shipped_base_is_used_only_for_the_world_and_settings_it_was_made_for(results, tmp_path):
+    """The demo copies a shipped base when its fingerprint (corpus bytes, model, pretraining
+    settings) matches this run's, and pretrains its own when any of them differs."""
+    import shutil
+    from dataclasses import replace
+
+    import mlx.core as mx
+
+    from mlx_lc.io import load_safetensors, write_json
+
+    out, _ = results
+    work = out / "work" / "seed0"
+    cfg = demo._seeded(demo.preset("test"))
+    shipped = tmp_path / "shipped"
+    shutil.copytree(work / "base", shipped)
+    write_json(shipped / "fingerprint.json", demo.base_fingerprint(cfg, work / "world" / "corpus.txt"))
+    quiet = dict(progress=False, log=lambda *a: None, shipped=shipped)
+
+    assert demo.pretrain_base(cfg, work / "world", tmp_path / "a", **quiet) == "shipped"
+    a, s = load_safetensors(tmp_path / "a" / "model.safetensors"), load_safetensors(shipped / "model.safetensors")
+    assert all(mx.array_equal(a[k], s[k]).item() for k in s)
+
+    other = replace(cfg, pretrain=replace(cfg.pretrain, lr=cfg.pretrain.lr / 2))
+    assert demo.pretrain_base(other, work / "world", tmp_path / "b", **quiet) == "pretrained"
+    assert not (tmp_path / "b" / "fingerprint.json").exists()
+    assert demo.pretrain_base(replace(cfg, use_shipped_base=False), work / "world", tmp_path / "c", **quiet) \
+        == "pretrained"
+    world2 = tmp_path / "world2"
+    shutil.copytree(work / "world", world2)
+    with open(world2 / "corpus.txt", "a") as f:
+        f.write("\nOne more line.\n")
+    assert demo.pretrain_base(cfg, world2, tmp_path / "d", **quiet) == "pretrained"
+
+
+def test_the_shipped_base_was_made_for_the_default_demo(tmp_path):
+    """mlx_lc/demo_base must match what the default demo builds today; if the corpus or the default
+    settings change, rebuild it with scripts/build_demo_base.py (else the demo pretrains for ~45 min)."""
+    shipped = demo.SHIPPED_BASE
+    assert (shipped / "model.safetensors").stat().st_size > 1_000_000
+    cfg = demo._seeded(demo.preset("default"))
+    demo.build_world(cfg, tmp_path / "world", progress=False)
+    want = demo.base_fingerprint(cfg, tmp_path / "world" / "corpus.txt")
+    got = json.loads((shipped / "fingerprint.json").read_text())
+    assert got == want, "stale mlx_lc/demo_base: run scripts/build_demo_base.py"
+    meta = json.loads((shipped / "pretrain.json").read_text())
+    assert meta["result"]["steps"] == cfg.pretrain.iters and meta["config"]["fit"] == want["pretrain"]
