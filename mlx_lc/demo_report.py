@@ -85,12 +85,12 @@ def markdown(results: dict) -> str:
         f"{', '.join(map(str, results['seeds']))}"
         + (" (**one seed: no spread**)" if n_seeds == 1 else f" (mean ± std over {n_seeds} seeds)") + ".",
         f"Wall time {results['wall_seconds'] / 60:.1f} min on {platform.machine()} "
-        f"({results.get('machine', platform.platform())}).",
+        f"({results.get('machine', platform.platform())}), {results.get('workers', 1)} training process(es) at once.",
         f"Base model: {run0['base_params']:,} parameters (hidden {cfg['model']['hidden']}, {cfg['model']['layers']} layers), "
         f"pretrained from scratch on the world's corpus for {run0['training']['pretrain']['steps']:,} steps"
         + (" (the base shipped in mlx_lc/demo_base, made by scripts/build_demo_base.py; this run copied it)"
            if run0.get("base_source") == "shipped" else " in this run") + f". LoRAs: rank {cfg['lora']['rank']}, scale {cfg['lora']['scale']}, "
-        f"lr {cfg['lora']['fit']['lr']}; calibrations: lr {cfg['calib']['lr']}; all early-stopped on the dev split.",
+        f"lr {cfg['lora']['fit']['lr']}; calibrations: lr {_lrs(cfg)}; all early-stopped on the dev split.",
         "",
         "## Judge pass % per task group (ours, paper in brackets)", "",
         "| method | extra params | passes | " + " | ".join(groups) + " |",
@@ -163,6 +163,11 @@ def markdown(results: dict) -> str:
     lines += ["", "## Time per stage (seconds, seed %d)" % run0["seed"], "",
               " · ".join(f"{k} {v:.0f}" for k, v in run0["times"].items()), ""]
     return "\n".join(lines) + "\n"
+
+
+def _lrs(cfg: dict) -> str:
+    lrs = cfg.get("calib_lr") or {}
+    return ", ".join(f"{k} {v}" for k, v in lrs.items()) if lrs else str(cfg["calib"]["lr"])
 
 
 def _pct(x) -> str:
