@@ -73,10 +73,9 @@ class DemoConfig:
 
 
 PRESETS = {
-    "quick": dict(subtasks=["summarize+es"], n_single=600, n_comp=400, n_valid=48, n_test=48,
-                  model=TinyConfig(hidden=64, layers=2, vocab=2048, heads=4, kv_heads=4, seed=0),
-                  pretrain=FitConfig(lr=3e-3, batch_size=8, epochs=2.0, max_seq_len=256, warmup=30, schedule="cosine",
-                                     weight_decay=0.01, patience=1000, val_examples=64)),
+    # One sub-task, fewer training rows; the same corpus, model and pretraining as the default, so
+    # seed 0 starts from the shipped base (a base small enough to pretrain in minutes reads no context).
+    "quick": dict(subtasks=["summarize+es"], n_single=600, n_comp=400, n_valid=48),
     "default": {},
     "full": dict(subtasks=list(tasks.COMPOSITIONS)),
     # a slice small enough for the test suite: proves the wiring, not the claim

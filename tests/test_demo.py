@@ -130,12 +130,13 @@ def test_a_shipped_base_is_used_only_for_the_world_and_settings_it_was_made_for(
     assert demo.pretrain_base(cfg, world2, tmp_path / "d", **quiet) == "pretrained"
 
 
-def test_the_shipped_base_was_made_for_the_default_demo(tmp_path):
-    """mlx_lc/demo_base must match what the default demo builds today; if the corpus or the default
+@pytest.mark.parametrize("name", ["default", "quick"])
+def test_the_shipped_base_was_made_for_the_default_and_quick_demos(name, tmp_path):
+    """mlx_lc/demo_base must match what these demos build today; if the corpus or the default
     settings change, rebuild it with scripts/build_demo_base.py (else the demo pretrains for ~45 min)."""
     shipped = demo.SHIPPED_BASE
     assert (shipped / "model.safetensors").stat().st_size > 1_000_000
-    cfg = demo._seeded(demo.preset("default"))
+    cfg = demo._seeded(demo.preset(name))
     demo.build_world(cfg, tmp_path / "world", progress=False)
     want = demo.base_fingerprint(cfg, tmp_path / "world" / "corpus.txt")
     got = json.loads((shipped / "fingerprint.json").read_text())
