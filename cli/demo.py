@@ -11,7 +11,7 @@ from . import main
 
 
 @main.command()
-@click.option("--quick", "size", flag_value="quick", help="One sub-task (summarize+es), fewer training rows: about 6 minutes.")
+@click.option("--quick", "size", flag_value="quick", help="One sub-task (summarize+es), fewer training rows: about 5 minutes.")
 @click.option("--default", "size", flag_value="default", default=True,
               help="One sub-task per task group (4): about 32 minutes on 2 CPU cores.")
 @click.option("--full", "size", flag_value="full", help="All 14 sub-tasks.")
