@@ -90,7 +90,9 @@ def markdown(results: dict) -> str:
         f"pretrained from scratch on the world's corpus for {run0['training']['pretrain']['steps']:,} steps"
         + (" (the base shipped in mlx_lc/demo_base, made by scripts/build_demo_base.py; this run copied it)"
            if run0.get("base_source") == "shipped" else " in this run") + f". LoRAs: rank {cfg['lora']['rank']}, scale {cfg['lora']['scale']}, "
-        f"lr {cfg['lora']['fit']['lr']}; calibrations: lr {_lrs(cfg)}; all early-stopped on the dev split.",
+        f"lr {cfg['lora']['fit']['lr']}, {cfg['n_single']:,} rows x {cfg['lora']['fit']['epochs']:g} epochs per task; "
+        f"joint experts and calibrations: {cfg['n_comp']:,} rows x {cfg.get('joint_epochs', cfg['lora']['fit']['epochs']):g} "
+        f"and {cfg['calib']['epochs']:g} epochs per sub-task, calibration lr {_lrs(cfg)}; all early-stopped on the dev split.",
         "",
         "## Judge pass % per task group (ours, paper in brackets)", "",
         "| method | extra params | passes | " + " | ".join(groups) + " |",
