@@ -32,6 +32,10 @@ METHODS = ["zero-shot", "primary", "secondary", *[f"{m} merge" for m in MERGES],
            *CALIBRATIONS]
 
 
+# The calibrations' training run (lr: per variant, DemoConfig.calib_lr).
+CALIB_FIT = FitConfig(lr=5e-3, batch_size=16, epochs=4.0, patience=3, val_examples=100)
+
+
 @dataclass
 class DemoConfig:
     subtasks: list[str] = field(default_factory=lambda: list(DEFAULT_SUBTASKS))
@@ -71,8 +75,7 @@ class DemoConfig:
     # 0.14 after 4 (0.36 at 1e-2); LC scale barely moves at 5e-3 (0.71 -> 0.69; its p starts at 1
     # and must grow several-fold), 0.52 at 3e-2; LC bias diverged at 3e-2 (its p multiplies the sum
     # of the inputs). So one budget, and a learning rate per variant.
-    calib: FitConfig = field(default_factory=lambda: FitConfig(lr=5e-3, batch_size=16, epochs=4.0, patience=3,
-                                                               val_examples=100))
+    calib: FitConfig = field(default_factory=lambda: replace(CALIB_FIT))
     joint_epochs: float = 4.0  # the joint expert sees the calibrations' rows and steps (its other settings: lora)
     calib_lr: dict[str, float] = field(default_factory=lambda: {"lc-scale": 3e-2, "lc-bias": 5e-3, "lc++": 5e-3})
     max_tokens: int = 64
@@ -83,7 +86,7 @@ PRESETS = {
     # One sub-task, fewer training rows; the same corpus, model and pretraining as the default, so
     # seed 0 starts from the shipped base (a base small enough to pretrain in minutes reads no context).
     "quick": dict(subtasks=["summarize+es"], n_single=600, n_comp=400, n_valid=48, joint_epochs=5.0,
-                  calib=FitConfig(lr=5e-3, batch_size=16, epochs=5.0, patience=3, val_examples=100)),
+                  calib=replace(CALIB_FIT, epochs=5.0)),
     "default": {},
     "full": dict(subtasks=list(tasks.COMPOSITIONS)),
     # a slice small enough for the test suite: proves the wiring, not the claim

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One calibration probe on a finished demo run: train a calibration of two of its LoRAs with the
-# given settings, score it on the sub-task's test rows, print one line. How the README's
-# "How we got here" calibration figures were made.
+# given settings, score it on the sub-task's test rows, print one line. These are the commands
+# behind the README's "How we got here" calibration figures.
 #
 #   scripts/calib_probe.sh WORK SUBTASK VARIANT MODE LR EPOCHS [DATA] [OUT]
 #   scripts/calib_probe.sh mlx-lc-demo/work/seed0 reply+fr lc++ scale 5e-3 4
