@@ -160,9 +160,7 @@ def run_seed(cfg: DemoConfig, work: Path, progress: bool = True, log=print, work
     t = time.perf_counter()
     loras = {name: work / "loras" / name for name in singles}
     joints = {c.name: work / "joint" / c.name for c in comps}
-    jobs = [("lora", (str(base), world / "single" / n, out, cfg.lora)) for n, out in loras.items()]
-    joint = replace(cfg.lora, fit=replace(cfg.lora.fit, epochs=cfg.joint_epochs))
-    jobs += [("lora", (str(base), world / "comp" / n, out, joint)) for n, out in joints.items()]
+    jobs = lora_jobs(cfg, base, world, loras, joints)
     run_jobs([j for j in jobs if not (j[1][2] / "adapters.safetensors").exists()], workers, progress,
              "LoRAs and joint experts")
     clock.stage("LoRAs and joint experts", t)
@@ -198,6 +196,14 @@ def run_seed(cfg: DemoConfig, work: Path, progress: bool = True, log=print, work
             "times": {**clock.stages, "total": clock.total}, "base_params": json.loads(
                 (base / "pretrain.json").read_text())["params"],
             "base_source": "shipped" if (base / "fingerprint.json").exists() else "pretrained"}
+
+
+def lora_jobs(cfg: DemoConfig, base: Path, world: Path, loras: dict[str, Path], joints: dict[str, Path]) -> list:
+    """The first wave: a LoRA per single task on its rows, a joint expert per sub-task on the
+    compositional rows (the calibrations' rows, for `joint_epochs`: the calibrations' budget)."""
+    joint = replace(cfg.lora, fit=replace(cfg.lora.fit, epochs=cfg.joint_epochs))
+    return ([("lora", (str(base), world / "single" / n, out, cfg.lora)) for n, out in loras.items()]
+            + [("lora", (str(base), world / "comp" / n, out, joint)) for n, out in joints.items()])
 
 
 def default_workers() -> int:

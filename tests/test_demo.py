@@ -143,3 +143,17 @@ def test_the_shipped_base_was_made_for_the_default_and_quick_demos(name, tmp_pat
     assert got == want, "stale mlx_lc/demo_base: run scripts/build_demo_base.py"
     meta = json.loads((shipped / "pretrain.json").read_text())
     assert meta["result"]["steps"] == cfg.pretrain.iters and meta["config"]["fit"] == want["pretrain"]
+
+
+@pytest.mark.parametrize("name", ["default", "quick"])
+def test_joint_experts_get_the_calibrations_rows_and_epochs_and_single_loras_their_own(name, tmp_path):
+    cfg = demo.preset(name)
+    loras = {"summarize": tmp_path / "loras" / "summarize", "es": tmp_path / "loras" / "es"}
+    jobs = demo.lora_jobs(cfg, tmp_path / "base", tmp_path / "world", loras, {"summarize+es": tmp_path / "j"})
+    (_, (_, data_s, _, single)), (_, (_, data_e, _, _)), (_, (_, data_j, out_j, joint)) = jobs
+    assert data_s == tmp_path / "world" / "single" / "summarize" and data_j == tmp_path / "world" / "comp" / "summarize+es"
+    assert out_j == tmp_path / "j" and joint.fit.iters is None  # epochs, not a fixed step count, decide
+    assert joint.fit.epochs == cfg.joint_epochs == cfg.calib.epochs
+    assert single.fit == cfg.lora.fit
+    assert joint.fit.total_steps(cfg.n_comp) == cfg.calib.total_steps(cfg.n_comp)  # same steps as a calibration
+    assert (joint.rank, joint.fit.lr) == (single.rank, single.fit.lr)  # otherwise a single-task LoRA's settings
