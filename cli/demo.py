@@ -25,8 +25,10 @@ from . import main
                    "made for this world and these settings.")
 @click.option("--jobs", "-j", type=click.IntRange(1), help="Adapters trained at once, one process each "
               "[default: 2 on a CPU with 2+ cores, 1 with a GPU].")
+@click.option("--report-only", is_flag=True, help="Rewrite the results folder of a finished run in --out from its "
+              "saved per-example scores; trains and generates nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def demo(size, out, seed, seeds, subtasks, pretrain_base, jobs, quiet):
+def demo(size, out, seed, seeds, subtasks, pretrain_base, jobs, report_only, quiet):
     """Build the world, pretrain a tiny base (or copy the one shipped for it), train the task LoRAs, and compare zero-shot, single
     LoRAs, merges, multi-step, joint expert, LC and LC++ on held-out compositional tests.
 
@@ -38,6 +40,12 @@ def demo(size, out, seed, seeds, subtasks, pretrain_base, jobs, quiet):
     if out is None:
         home = os.environ.get("MLX_LC_HOME")
         out = Path(home) / "demo" if home else Path("mlx-lc-demo")
+    if report_only:
+        if not (out / "results.json").exists():
+            raise click.UsageError(f"--report-only: no finished run in {out} (no results.json)")
+        lib.rewrite_report(out)
+        click.echo(f"wrote {out / 'results.md'}")
+        return
     try:
         seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed]
     except ValueError:

@@ -407,5 +407,31 @@ def run(cfg: DemoConfig, out: str | Path, seeds: list[int] | None = None, progre
     return results
 
 
+def rewrite_report(out: str | Path) -> dict:
+    """Rewrite the results folder of a finished run from the per-example scores it saved
+    (work/seedN/eval/*.jsonl): no training, no generation. For results written by older code,
+    whose report lacks what the report shows now. -> the results dict."""
+    from .demo_report import write_results
+    from .evaluate import summarize
+    from .io import read_json
+
+    out = Path(out)
+    results = read_json(out / "results.json")
+
+    def again(path: Path) -> dict:
+        if not path.exists():
+            raise MlxLcError(f"{path} not found: rewriting a report needs the run's work/ folder")
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return next(iter(summarize(records).values()))
+
+    for run in results["runs"]:
+        ev = out / "work" / f"seed{run['seed']}" / "eval"
+        run["single"] = {name: again(ev / f"single.{name}.jsonl") for name in run["single"]}
+        run["scores"] = {sub: {m: again(ev / f"{sub}.{m}.jsonl") for m in methods}
+                         for sub, methods in run["scores"].items()}
+    write_results(results, out)
+    return results
+
+
 def _jsonable(x):
     return json.loads(json.dumps(x, default=str))

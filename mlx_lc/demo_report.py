@@ -12,6 +12,7 @@ from pathlib import Path
 from . import tasks
 from .io import atomic_write_text
 from .judge import PAPER_TABLE1
+from .world.judge import SLOTS
 
 # The paper's Table 1 (judge.PAPER_TABLE1) under our method names; its LC row stands for both modes.
 _PAPER_NAMES = {"zero-shot": "zero-shot", "primary": "primary-task LoRA", "linear merge": "linear merge",
@@ -33,7 +34,10 @@ def aggregate(results: dict, key: str = "judge_pass") -> dict[str, dict[str, dic
     for run in results["runs"]:
         for sub, methods in run["scores"].items():
             for method, s in methods.items():
-                out.setdefault(method, {}).setdefault(group_of(sub), {}).setdefault(run["seed"], []).append(s[key])
+                value = s
+                for k in key.split("."):  # "slots.where": one fact slot
+                    value = (value or {}).get(k)
+                out.setdefault(method, {}).setdefault(group_of(sub), {}).setdefault(run["seed"], []).append(value)
     table = {}
     for method, groups in out.items():
         table[method] = {}
@@ -133,6 +137,18 @@ def markdown(results: dict) -> str:
         if m in facts:
             lines.append(f"| {m} | " + " | ".join(f"{_cell(facts[m].get(g))} | {_cell(metric[m].get(g))}"
                                                  for g in groups) + " |")
+
+    slots = {k: aggregate(results, f"slots.{k}") for k in SLOTS}
+    if any(slots["who"].values()):
+        lines += ["", "## Each fact on its own", "",
+                  "% of outputs with each slot right: " + " / ".join(SLOTS) + ". The judge passes an output only "
+                  "when all four are right.", "",
+                  "| method | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+        for m in METHODS:
+            if any(slots["who"].get(m, {}).values()):
+                lines.append(f"| {m} | " + " | ".join(
+                    " / ".join(f"{slots[k][m][g]['mean']:.0f}" if g in slots[k].get(m, {}) else "—" for k in SLOTS)
+                    for g in groups) + " |")
 
     lines += ["", "## Single-task LoRAs on their own tasks (seed %d)" % run0["seed"], "",
               "| task | judge % | facts % | language ok % | tone ok % | metric |", "|---|---|---|---|---|---|"]

@@ -146,6 +146,8 @@ def summarize(records: Sequence[dict]) -> dict[str, dict]:
             "weighted_rouge": _mean(r["rouge"]["weighted_rouge"] for r in rs),
             "judge_pass": _mean(j.get("pass") for j in judged) if judged else None,
             "fact_acc": _mean(j.get("fact_acc") for j in judged) if judged else None,
+            # each fact on its own (who, what, where, when): which ones a method loses
+            "slots": {k: _mean(j["facts"][k] for j in judged) for k in judged[0]["facts"]} if judged else None,
             "language_ok": _mean(j.get("language_ok") for j in judged) if judged else None,
             "tone_ok": _mean(j.get("tone_ok") for j in judged) if judged else None,
         }

@@ -157,3 +157,34 @@ def test_joint_experts_get_the_calibrations_rows_and_epochs_and_single_loras_the
     assert single.fit == cfg.lora.fit
     assert joint.fit.total_steps(cfg.n_comp) == cfg.calib.total_steps(cfg.n_comp)  # same steps as a calibration
     assert (joint.rank, joint.fit.lr) == (single.rank, single.fit.lr)  # otherwise a single-task LoRA's settings
+
+
+def test_report_only_rewrites_a_finished_runs_report_from_its_saved_scores(results, tmp_path):
+    """A report written by older code (here: without the per-slot facts) is rewritten from the
+    run's per-example scores, with the same numbers, and nothing is trained or generated."""
+    import shutil
+
+    out, res = results
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    saved = json.loads((old / "results.json").read_text())
+    for methods in saved["runs"][0]["scores"].values():
+        for s in methods.values():
+            del s["slots"]
+    (old / "results.json").write_text(json.dumps(saved))
+    (old / "results.md").write_text("stale")
+    before = {p: p.stat().st_mtime_ns for p in (old / "work").rglob("*") if p.is_file()}
+    r = CliRunner().invoke(main, ["demo", "--report-only", "-o", str(old)])
+    assert r.exit_code == 0, r.output
+    again = json.loads((old / "results.json").read_text())
+    assert again["runs"][0]["scores"] == res["runs"][0]["scores"] and again["runs"][0]["single"] == res["runs"][0]["single"]
+    assert again["wall_seconds"] == res["wall_seconds"]  # the run's own time, not the rewrite's
+    md = (old / "results.md").read_text()
+    assert "## Each fact on its own" in md and "| lc++ |" in md.split("## Each fact on its own")[1]
+    assert before == {p: p.stat().st_mtime_ns for p in (old / "work").rglob("*") if p.is_file()}
+
+    r = CliRunner().invoke(main, ["demo", "--report-only", "-o", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "no finished run" in r.output and "Traceback" not in r.output
+    shutil.rmtree(old / "work" / "seed0" / "eval")
+    r = CliRunner().invoke(main, ["demo", "--report-only", "-o", str(old)])
+    assert r.exit_code == 1 and "needs the run's work/ folder" in r.output and "Traceback" not in r.output

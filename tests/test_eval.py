@@ -78,3 +78,14 @@ def test_eval_cli_methods(tmp_path, tiny_path, tiny_model, test_file):
     assert r.exit_code == 0 and "multi-step" in r.output, r.output
     r = runner.invoke(main, [str(x) for x in ["eval", *common, "-a", a1, "--multi-step"]])
     assert r.exit_code == 1 and "exactly two adapters" in r.output
+
+
+def test_per_slot_fact_accuracy_averages_to_fact_accuracy():
+    facts = [{"who": True, "what": False, "where": True, "when": True},
+             {"who": True, "what": True, "where": False, "when": False}]
+    recs = [{"task": "summarize+es", "metric": "rougeL", "score": 0.5, "rouge": {"rougeL": 0.5, "weighted_rouge": 0.4},
+             "judge": {"pass": all(f.values()), "facts": f, "fact_acc": sum(f.values()) / 4, "language_ok": True,
+                       "tone_ok": True}} for f in facts]
+    s = summarize(recs)["summarize+es"]
+    assert s["slots"] == {"who": 1.0, "what": 0.5, "where": 0.5, "when": 0.5}
+    assert sum(s["slots"].values()) / 4 == s["fact_acc"] == 0.625
