@@ -185,6 +185,13 @@ def test_length_grouped_batches_are_a_reshuffle_of_the_same_rows_with_less_paddi
     assert padded(grouped) < 0.9 * padded(plain)
 
 
+def test_group_by_length_flag_reaches_the_run_and_its_record(tmp_path, tiny_path, sum_data):
+    out = tmp_path / "grouped"
+    run("train-lora", "-m", tiny_path, "-d", sum_data, "-o", out, "--rank", 4, "--iters", 4, "--batch-size", 8,
+        "--group-by-length", "-q")
+    assert json.loads((out / "adapter_config.json").read_text())["mlx_lc"]["train"]["fit"]["group_by_length"] is True
+
+
 def test_resume_refuses_a_changed_batching(tmp_path, tiny_path, sum_data):
     fit = FitConfig(lr=2e-3, batch_size=8, iters=4, eval_every=2)
     train_lora(str(tiny_path), sum_data, tmp_path / "a", LoRAConfig(rank=4, fit=fit), progress=False)
