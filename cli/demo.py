@@ -14,7 +14,7 @@ from . import main
 @click.option("--quick", "size", flag_value="quick", help="One sub-task (summarize+es), fewer training rows: about 5 minutes.")
 @click.option("--default", "size", flag_value="default", default=True,
               help="One sub-task per task group (4): about 45 minutes on 2 CPU cores.")
-@click.option("--full", "size", flag_value="full", help="All 14 sub-tasks: about 2.3 hours on 2 CPU cores (estimated, not run).")
+@click.option("--full", "size", flag_value="full", help="All 14 sub-tasks: about 2.5 hours on 2 CPU cores.")
 @click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Results folder (default: $MLX_LC_HOME/demo, or ./mlx-lc-demo).")
 @click.option("--seed", default=0, show_default=True, help="Seed for the world, inits and data order.")
