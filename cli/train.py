@@ -117,7 +117,7 @@ def calibrate(model, adapters, variant, mode, rank, data, out, lr, iters, epochs
 
     cfg = CalibrateConfig(calibration=CalibrationConfig(variant, mode, rank, seed),
                           fit=_fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience,
-                                     group_by_length))
+                                          group_by_length))
     _report(run(model, list(adapters), data, out, cfg, resume=resume, progress=not quiet), out, "calibration")
 
 

@@ -421,8 +421,11 @@ def rewrite_report(out: str | Path) -> dict:
     def again(path: Path) -> dict:
         if not path.exists():
             raise MlxLcError(f"{path} not found: rewriting a report needs the run's work/ folder")
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return next(iter(summarize(records).values()))
+        try:
+            records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            return next(iter(summarize(records).values()))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, StopIteration) as e:
+            raise MlxLcError(f"{path}: not the per-example scores of an mlx-lc eval ({type(e).__name__}: {e})") from None
 
     for run in results["runs"]:
         ev = out / "work" / f"seed{run['seed']}" / "eval"

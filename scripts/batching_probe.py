@@ -7,7 +7,7 @@ of the padded length. This trains the same LoRA on the same rows with both batch
 share of padding each batching leaves. Defaults: the demo's shipped base and its summarize+es rows
 (a demo world built in a temporary folder, a few seconds).
 
-    python scripts/batching_probe.py                       # about 5 minutes on 2 cores
+    python scripts/batching_probe.py --steps 20 --rounds 3  # 52 s here (2 cores), the README's figure
     python scripts/batching_probe.py --model M --data D    # any mlx-lm model, any train.jsonl folder
 """
 
