@@ -32,11 +32,8 @@ METHODS = ["zero-shot", "primary", "secondary", *[f"{m} merge" for m in MERGES],
            *CALIBRATIONS]
 
 
-# The calibrations' training run (lr: per variant, DemoConfig.calib_lr). Every LoRA, joint expert
-# and calibration batches rows of similar length (fit.batch_order): 1.31x faster steps on these rows,
-# padding 17% -> 4% of batch tokens (scripts/batching_probe.py). It changes the batches, not the
-# budget: halving the calibration epochs instead cost LC++ on reply+fr 59% -> 32% judge (README).
-CALIB_FIT = FitConfig(lr=5e-3, batch_size=16, epochs=4.0, patience=3, val_examples=100, group_by_length=True)
+# The calibrations' training run (lr: per variant, DemoConfig.calib_lr).
+CALIB_FIT = FitConfig(lr=5e-3, batch_size=16, epochs=4.0, patience=3, val_examples=100)
 
 
 @dataclass
@@ -73,7 +70,7 @@ class DemoConfig:
     # facts 95%, judge 81%; summarize 96%, 85%). lr 5e-3 made dev loss climb on an earlier base.
     lora: LoRAConfig = field(default_factory=lambda: LoRAConfig(
         rank=8, scale=2.0, dropout=0.0, fit=FitConfig(lr=2e-3, batch_size=16, epochs=5.0, patience=3,
-                                                      val_examples=100, group_by_length=True)))
+                                                      val_examples=100)))
     # Calibrations on 800 rows of summarize+es (README): LC++ dev loss 0.40 after 1.5 epochs at 5e-3,
     # 0.14 after 4 (0.36 at 1e-2); LC scale barely moves at 5e-3 (0.71 -> 0.69; its p starts at 1
     # and must grow several-fold), 0.52 at 3e-2; LC bias diverged at 3e-2 (its p multiplies the sum
