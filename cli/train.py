@@ -25,7 +25,8 @@ def fit_options(lr: float, batch_size: int, max_seq_len: int = 512):
         click.option("--patience", default=3, show_default=True, type=int,
                      help="Stop after this many evaluations without a better dev loss."),
         click.option("--group-by-length", is_flag=True,
-                     help="Batch rows of similar length: less padding, faster steps (other batches, so another run)."),
+                     help="Batch rows of similar length: less padding, faster steps. Hurts where length tracks "
+                          "the kind of row (batches of one kind; README)."),
         click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
     ]
