@@ -88,7 +88,7 @@ def markdown(results: dict) -> str:
         f"Preset `{results['preset']}`; sub-tasks: {', '.join(cfg['subtasks'])}; seeds: "
         f"{', '.join(map(str, results['seeds']))}"
         + (" (**one seed: no spread**)" if n_seeds == 1 else f" (mean ± std over {n_seeds} seeds)") + ".",
-        f"Wall time {results['wall_seconds'] / 60:.1f} min on {platform.machine()} "
+        _wall(results) + f" on {platform.machine()} "
         f"({results.get('machine', platform.platform())}), {results.get('workers', 1)} training process(es) at once.",
         f"Base model: {run0['base_params']:,} parameters (hidden {cfg['model']['hidden']}, {cfg['model']['layers']} layers), "
         f"pretrained from scratch on the world's corpus for {run0['training']['pretrain']['steps']:,} steps"
@@ -181,6 +181,48 @@ def markdown(results: dict) -> str:
     lines += ["", "## Time per stage (seconds, seed %d)" % run0["seed"], "",
               " · ".join(f"{k} {v:.0f}" for k, v in run0["times"].items()), ""]
     return "\n".join(lines) + "\n"
+
+
+def _wall(results: dict) -> str:
+    parts = results.get("combined_from")
+    if not parts:
+        return f"Wall time {results['wall_seconds'] / 60:.1f} min"
+    return (f"Combined from {len(parts)} runs (scripts/combine_demo_runs.py): wall time "
+            + " + ".join(f"{p['wall_seconds'] / 60:.1f} min (seeds {', '.join(map(str, p['seeds']))})" for p in parts))
+
+
+def combine(runs: list[dict], folders: list[str]) -> dict:
+    """One results dict from several demo runs of the same preset and settings with different
+    seeds (run one after another, or on several machines): their per-seed runs side by side, so
+    the tables show mean ± std over all of them. Refuses runs whose settings differ beyond the seed."""
+    from .errors import MlxLcError
+
+    def settings(r: dict) -> dict:
+        def strip(x):  # the seed is what is meant to differ
+            return {k: strip(v) for k, v in x.items() if k != "seed"} if isinstance(x, dict) else x
+        return {"preset": r["preset"], "config": strip(r["config"])}
+
+    if len(runs) < 2:
+        raise MlxLcError("combining needs at least two results folders")
+    first = settings(runs[0])
+    seeds: list[int] = []
+    for r, folder in zip(runs, folders):
+        s = settings(r)
+        if s != first:
+            diff = sorted(k for k in set(s["config"]) | set(first["config"]) if s["config"].get(k) != first["config"].get(k))
+            raise MlxLcError(f"{folder}: not the same demo as {folders[0]} "
+                             f"(differs in {', '.join(diff) or 'preset'}); only the seed may differ")
+        twice = set(r["seeds"]) & set(seeds)
+        if twice:
+            raise MlxLcError(f"{folder}: seed {min(twice)} is already in an earlier folder")
+        seeds += r["seeds"]
+    out = {k: v for k, v in runs[0].items() if k not in ("table", "targets")}
+    out.update(seeds=seeds, runs=[run for r in runs for run in r["runs"]],
+               wall_seconds=round(sum(r["wall_seconds"] for r in runs), 1),
+               workers=max(r.get("workers", 1) for r in runs),
+               combined_from=[{"folder": f, "seeds": r["seeds"], "wall_seconds": r["wall_seconds"]}
+                              for r, f in zip(runs, folders)])
+    return out
 
 
 def _lrs(cfg: dict) -> str:

@@ -188,3 +188,47 @@ def test_report_only_rewrites_a_finished_runs_report_from_its_saved_scores(resul
     shutil.rmtree(old / "work" / "seed0" / "eval")
     r = CliRunner().invoke(main, ["demo", "--report-only", "-o", str(old)])
     assert r.exit_code == 1 and "needs the run's work/ folder" in r.output and "Traceback" not in r.output
+
+
+def test_runs_of_other_seeds_combine_into_one_report_and_other_settings_do_not(results, tmp_path):
+    """scripts/combine_demo_runs.py: two folders of the same demo, seeds 0 and 5, give one report
+    over both seeds (here with equal scores: std 0); a folder whose settings differ beyond the
+    seed, or that repeats a seed, is refused with a one-line error."""
+    import copy
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out, res = results
+    other = tmp_path / "seed5"
+    other.mkdir()
+    shutil.copytree(out / "curves", other / "curves")
+    (other / "curves" / "seed0-base.png").rename(other / "curves" / "seed5-base.png")
+    r5 = copy.deepcopy(res)
+    r5["seeds"], r5["runs"][0]["seed"], r5["config"]["seed"], r5["wall_seconds"] = [5], 5, 5, 7.0
+    (other / "results.json").write_text(json.dumps(r5))
+    script = Path(__file__).parent.parent / "scripts" / "combine_demo_runs.py"
+
+    def combine(*folders):
+        return subprocess.run([sys.executable, str(script), *map(str, folders), "-o", str(tmp_path / "both")],
+                              capture_output=True, text=True)
+
+    p = combine(out, other)
+    assert p.returncode == 0, p.stderr
+    both = json.loads((tmp_path / "both" / "results.json").read_text())
+    assert both["seeds"] == [0, 5] and [r["seed"] for r in both["runs"]] == [0, 5]
+    cell = both["table"]["lc++"]["sum+trans"]
+    assert cell["n_seeds"] == 2 and cell["std"] == 0.0 and cell["per_seed"][0] == cell["per_seed"][1]
+    assert both["wall_seconds"] == round(res["wall_seconds"] + 7.0, 1)
+    md = (tmp_path / "both" / "results.md").read_text()
+    assert "mean ± std over 2 seeds" in md and "Combined from 2 runs" in md and "(seeds 5)" in md
+    assert (tmp_path / "both" / "curves" / "seed5-base.png").exists()
+    assert (tmp_path / "both" / "results.png").exists()
+
+    r5["config"]["n_comp"] += 1
+    (other / "results.json").write_text(json.dumps(r5))
+    p = combine(out, other)
+    assert p.returncode == 1 and "differs in n_comp" in p.stderr and "Traceback" not in p.stderr
+    p = combine(out, out)
+    assert p.returncode == 1 and "seed 0 is already in an earlier folder" in p.stderr
