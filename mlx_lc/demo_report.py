@@ -92,8 +92,7 @@ def markdown(results: dict) -> str:
         f"({results.get('machine', platform.platform())}), {results.get('workers', 1)} training process(es) at once.",
         f"Base model: {run0['base_params']:,} parameters (hidden {cfg['model']['hidden']}, {cfg['model']['layers']} layers), "
         f"pretrained from scratch on the world's corpus for {run0['training']['pretrain']['steps']:,} steps"
-        + (" (the base shipped in mlx_lc/demo_base, made by scripts/build_demo_base.py; this run copied it)"
-           if run0.get("base_source") == "shipped" else " in this run") + f". LoRAs: rank {cfg['lora']['rank']}, scale {cfg['lora']['scale']}, "
+        + _base_source(results) + f". LoRAs: rank {cfg['lora']['rank']}, scale {cfg['lora']['scale']}, "
         f"lr {cfg['lora']['fit']['lr']}, {cfg['n_single']:,} rows x {cfg['lora']['fit']['epochs']:g} epochs per task; "
         f"joint experts and calibrations: {cfg['n_comp']:,} rows x {cfg.get('joint_epochs', cfg['lora']['fit']['epochs']):g} "
         f"and {cfg['calib']['epochs']:g} epochs per sub-task, calibration lr {_lrs(cfg)}; all early-stopped on the dev split.",
@@ -183,12 +182,27 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _base_source(results: dict) -> str:
+    shipped = [r["seed"] for r in results["runs"] if r.get("base_source") == "shipped"]
+    made = [r["seed"] for r in results["runs"] if r.get("base_source") != "shipped"]
+    where = "the base shipped in mlx_lc/demo_base, made by scripts/build_demo_base.py"
+    if not made:
+        return f" ({where}; this run copied it)"
+    if not shipped:
+        return " in this run" if len(made) == 1 else ", a new base per seed"
+    return f" (seed{_s(shipped)} {', '.join(map(str, shipped))}: {where}, copied; seed{_s(made)} {', '.join(map(str, made))}: pretrained)"
+
+
+def _s(xs: list) -> str:
+    return "s" if len(xs) > 1 else ""
+
+
 def _wall(results: dict) -> str:
     parts = results.get("combined_from")
     if not parts:
         return f"Wall time {results['wall_seconds'] / 60:.1f} min"
     return (f"Combined from {len(parts)} runs (scripts/combine_demo_runs.py): wall time "
-            + " + ".join(f"{p['wall_seconds'] / 60:.1f} min (seeds {', '.join(map(str, p['seeds']))})" for p in parts))
+            + " + ".join(f"{p['wall_seconds'] / 60:.1f} min (seed{_s(p['seeds'])} {', '.join(map(str, p['seeds']))})" for p in parts))
 
 
 def combine(runs: list[dict], folders: list[str]) -> dict:

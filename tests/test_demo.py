@@ -207,6 +207,8 @@ def test_runs_of_other_seeds_combine_into_one_report_and_other_settings_do_not(r
     (other / "curves" / "seed0-base.png").rename(other / "curves" / "seed5-base.png")
     r5 = copy.deepcopy(res)
     r5["seeds"], r5["runs"][0]["seed"], r5["config"]["seed"], r5["wall_seconds"] = [5], 5, 5, 7.0
+    assert res["runs"][0]["base_source"] == "pretrained"
+    r5["runs"][0]["base_source"] = "shipped"
     (other / "results.json").write_text(json.dumps(r5))
     script = Path(__file__).parent.parent / "scripts" / "combine_demo_runs.py"
 
@@ -222,7 +224,8 @@ def test_runs_of_other_seeds_combine_into_one_report_and_other_settings_do_not(r
     assert cell["n_seeds"] == 2 and cell["std"] == 0.0 and cell["per_seed"][0] == cell["per_seed"][1]
     assert both["wall_seconds"] == round(res["wall_seconds"] + 7.0, 1)
     md = (tmp_path / "both" / "results.md").read_text()
-    assert "mean ± std over 2 seeds" in md and "Combined from 2 runs" in md and "(seeds 5)" in md
+    assert "mean ± std over 2 seeds" in md and "Combined from 2 runs" in md and "(seed 5)" in md
+    assert "(seed 5: the base shipped in mlx_lc/demo_base" in md and "seed 0: pretrained)" in md
     assert (tmp_path / "both" / "curves" / "seed5-base.png").exists()
     assert (tmp_path / "both" / "results.png").exists()
 
