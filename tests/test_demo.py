@@ -235,3 +235,23 @@ def test_runs_of_other_seeds_combine_into_one_report_and_other_settings_do_not(r
     assert p.returncode == 1 and "differs in n_comp" in p.stderr and "Traceback" not in p.stderr
     p = combine(out, out)
     assert p.returncode == 1 and "seed 0 is already in an earlier folder" in p.stderr
+
+
+def test_lc_sharing_probe_trains_each_form_on_a_finished_run(results):
+    """scripts/lc_sharing_probe.py on the slice's artifacts: the shared form has the demo's LC
+    scale parameter count, the per-layer form that times the number of layers."""
+    import importlib.util
+    from pathlib import Path
+
+    out, res = results
+    spec = importlib.util.spec_from_file_location(
+        "lc_sharing_probe", Path(__file__).parent.parent / "scripts" / "lc_sharing_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    work = out / "work" / "seed0"
+    shared = probe.main(work, "summarize+es", "shared")
+    per_layer = probe.main(work, "summarize+es", "per-layer")
+    assert shared["params"] == res["runs"][0]["params"]["lc-scale"]
+    assert per_layer["params"] == demo.PRESETS["test"]["model"].layers * shared["params"]
+    for r in (shared, per_layer):
+        assert r["steps"] > 0 and 0.0 <= r["judge"] <= 1.0 and r["best_val"] > 0
