@@ -123,15 +123,21 @@ class CalibratedLoRALinear(nn.Module):
         return y + out.astype(x.dtype)
 
 
-def apply(model: nn.Module, merged: LoRA, calibration: Calibration) -> nn.Module:
-    """Wrap every module the merged adapter touches; attach the calibration as `model.calibration`."""
+def module_type(path: str) -> str:
+    """'model.layers.3.self_attn.q_proj' -> 'self_attn.q_proj': the key every layer shares."""
+    return split_path(path)[2]
+
+
+def apply(model: nn.Module, merged: LoRA, calibration: Calibration, key=module_type) -> nn.Module:
+    """Wrap every module the merged adapter touches; attach the calibration as `model.calibration`.
+    `key(path)` names the calibration term a module uses (the paper: its module type, so the
+    term is shared by all layers; scripts/lc_sharing_probe.py also tries one per layer)."""
     modules = dict(model.named_modules())
     layers = []
     for path, (a, b) in merged.factors.items():
-        rel = split_path(path)[2]
         base = modules[path]
         base = base.linear if hasattr(base, "lora_a") else base
-        layers.append((path, CalibratedLoRALinear(base, a, b, merged.scale, calibration, rel)))
+        layers.append((path, CalibratedLoRALinear(base, a, b, merged.scale, calibration, key(path))))
     model.update_modules(tree_unflatten(layers))
     model.calibration = calibration
     return model

@@ -10,6 +10,7 @@ import statistics
 from pathlib import Path
 
 from . import tasks
+from .errors import MlxLcError
 from .io import atomic_write_text
 from .judge import PAPER_TABLE1
 from .world.judge import SLOTS
@@ -209,19 +210,20 @@ def combine(runs: list[dict], folders: list[str]) -> dict:
     """One results dict from several demo runs of the same preset and settings with different
     seeds (run one after another, or on several machines): their per-seed runs side by side, so
     the tables show mean ± std over all of them. Refuses runs whose settings differ beyond the seed."""
-    from .errors import MlxLcError
+    def strip(x):  # the seed is what is meant to differ
+        return {k: strip(v) for k, v in x.items() if k != "seed"} if isinstance(x, dict) else x
 
-    def settings(r: dict) -> dict:
-        def strip(x):  # the seed is what is meant to differ
-            return {k: strip(v) for k, v in x.items() if k != "seed"} if isinstance(x, dict) else x
+    def settings(r: dict, folder: str) -> dict:
+        if not all(k in r for k in ("preset", "config", "seeds", "runs", "wall_seconds")):
+            raise MlxLcError(f"{folder}: results.json is not the results of an mlx-lc demo run")
         return {"preset": r["preset"], "config": strip(r["config"])}
 
     if len(runs) < 2:
         raise MlxLcError("combining needs at least two results folders")
-    first = settings(runs[0])
+    first = settings(runs[0], folders[0])
     seeds: list[int] = []
     for r, folder in zip(runs, folders):
-        s = settings(r)
+        s = settings(r, folder)
         if s != first:
             diff = sorted(k for k in set(s["config"]) | set(first["config"]) if s["config"].get(k) != first["config"].get(k))
             raise MlxLcError(f"{folder}: not the same demo as {folders[0]} "

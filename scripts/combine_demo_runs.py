@@ -29,6 +29,8 @@ from mlx_lc.io import read_json
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Combined results folder.")
 def cli(folders: tuple[Path, ...], out: Path) -> None:
     try:
+        if any(out.resolve() == f.resolve() for f in folders):
+            raise MlxLcError(f"--out {out} is one of the folders to combine; write to a new folder")
         runs = [read_json(f / "results.json") for f in folders]
         results = combine(runs, [str(f) for f in folders])
     except MlxLcError as e:

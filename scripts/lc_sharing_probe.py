@@ -24,13 +24,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import mlx_lc  # noqa: F401  (loads an optimised BLAS before mlx on Linux)
-from mlx.utils import tree_unflatten
 
 from mlx_lc import adapters as adapters_io
 from mlx_lc import calibration as C
 from mlx_lc import tasks
 from mlx_lc.adapters import split_path
 from mlx_lc.demo import CALIB_FIT
+from mlx_lc.errors import MlxLcError
 from mlx_lc.evaluate import generate_batch, score, summarize
 from mlx_lc.fit import fit
 from mlx_lc.generate import load_base
@@ -52,17 +52,13 @@ def main(work: Path, subtask: str, form: str) -> dict:
     cfg, lr = FORMS[form]
     cfg = replace(cfg, seed=seed)
     shapes = C.module_shapes(merged)
+    key = C.module_type
     if form == "per-layer":  # the calibration's module types become (layer, module type) pairs
         layers = sorted({split_path(p)[1] for p in merged.factors})
-        calib = C.Calibration(cfg, {f"l{i}.{rel}": sh for i in layers for rel, sh in shapes.items()})
-        modules = dict(model.named_modules())
-        model.update_modules(tree_unflatten([
-            (p, C.CalibratedLoRALinear(modules[p], a, b, merged.scale, calib, f"l{split_path(p)[1]}.{split_path(p)[2]}"))
-            for p, (a, b) in merged.factors.items()]))
-        model.calibration = calib
-    else:
-        calib = C.Calibration(cfg, shapes)
-        C.apply(model, merged, calib)
+        shapes = {f"l{i}.{rel}": sh for i in layers for rel, sh in shapes.items()}
+        key = lambda p: f"l{split_path(p)[1]}.{C.module_type(p)}"  # noqa: E731
+    calib = C.Calibration(cfg, shapes)
+    C.apply(model, merged, calib, key)
     model.freeze()
     model.calibration.unfreeze()
     data = work / "world" / "comp" / subtask
@@ -83,4 +79,7 @@ def main(work: Path, subtask: str, form: str) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) != 4 or sys.argv[3] not in FORMS:
         sys.exit(f"usage: python {sys.argv[0]} DEMO_WORK_SEED_DIR SUBTASK {{{','.join(FORMS)}}}")
-    print(json.dumps(main(Path(sys.argv[1]), sys.argv[2], sys.argv[3])), flush=True)
+    try:
+        print(json.dumps(main(Path(sys.argv[1]), sys.argv[2], sys.argv[3])), flush=True)
+    except MlxLcError as e:
+        sys.exit(f"error: {e}")

@@ -235,6 +235,13 @@ def test_runs_of_other_seeds_combine_into_one_report_and_other_settings_do_not(r
     assert p.returncode == 1 and "differs in n_comp" in p.stderr and "Traceback" not in p.stderr
     p = combine(out, out)
     assert p.returncode == 1 and "seed 0 is already in an earlier folder" in p.stderr
+    p = subprocess.run([sys.executable, str(script), str(out), str(other), "-o", str(other)],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "is one of the folders to combine" in p.stderr and "Traceback" not in p.stderr
+    assert json.loads((other / "results.json").read_text()) == r5  # untouched
+    (other / "results.json").write_text(json.dumps({"loss": 0.1}))
+    p = combine(out, other)
+    assert p.returncode == 1 and "not the results of an mlx-lc demo run" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_lc_sharing_probe_trains_each_form_on_a_finished_run(results):
