@@ -16,14 +16,14 @@ from . import main
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]),
               help="Weights of a random --shape model.")
 @click.option("--quick", is_flag=True, help="Smoke run: tiny model, few tokens, two rounds.")
-@click.option("--only", help="Comma-separated groups: e2e, decode, generate, train, blas (default: all).")
+@click.option("--only", help="Comma-separated groups: e2e, decode, generate, train, exp, blas (default: all).")
 @click.option("--rank", default=32, show_default=True, help="Rank of the two random task LoRAs.")
 @click.option("--max-tokens", type=int, help="Tokens per generation pass [64; quick 8].")
 @click.option("--rounds", type=int, help="Interleaved timed rounds per comparison [7; quick 2].")
 @click.option("--prompts", type=int, help="Compositional inputs per round, at most 3 [3; quick 1].")
 @click.option("--train-batch", type=int, help="Sequences per training step [4; quick 2].")
 @click.option("--train-seq", type=int, help="Tokens per training sequence [128; quick 16].")
-@click.option("--copy-mb", type=int, help="Array size for the copy-bandwidth test [256; quick 8].")
+@click.option("--copy-mb", type=int, help="Array size for the copy-bandwidth and exp tests [256; quick 8].")
 @click.option("--blas-n", type=int, help="Matmul size for the BLAS test [1024; quick 128].")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", "-o", default="bench_results", show_default=True, type=click.Path(path_type=Path),
@@ -32,7 +32,8 @@ from . import main
 def bench(model, shape, dtype, quick, only, rank, max_tokens, rounds, prompts, train_batch, train_seq, copy_mb,
           blas_n, seed, out, no_progress):
     """Benchmark single pass vs multi-step, fused vs runtime adapters, mlx-lc vs mlx-lm generation,
-    decode speed vs memory bandwidth, LoRA vs calibration training steps, and the Linux BLAS.
+    decode speed vs memory bandwidth, LoRA vs calibration training steps, the share of exponentials
+    in a training step, and the Linux BLAS.
 
     Every row is a ratio of two variants timed in turns in this one run, on the same model and
     inputs; adapters and calibrations are random (speed does not depend on what they learned).

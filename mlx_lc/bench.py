@@ -30,7 +30,7 @@ from .generate import compose, generate, load_base, multi_step
 from . import tasks
 from .errors import MlxLcError
 
-GROUPS = ("e2e", "decode", "generate", "train", "blas")
+GROUPS = ("e2e", "decode", "generate", "train", "exp", "blas")
 COMPOSITION = "summarize+es"
 DIALOGUES = [
     "Anna: Are we still on for lunch tomorrow?\nBen: Yes! The new café on Main Street at noon?\n"
@@ -287,6 +287,38 @@ def bench_train(b: Bench, progress) -> tuple[list, dict]:
     return rows, {"samples": got, "trainable_params": params}
 
 
+def bench_exp(b: Bench, progress) -> tuple[list, dict]:
+    """How much of a training step is exponentials: exp itself, mlx vs numpy, and a LoRA step
+    as it is vs with its users of exp swapped for stand-ins that compute none (a bound)."""
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    cfg = b.cfg
+    n = (cfg.copy_mb * 2**20) // 4
+    got = bm.interleave(bm.exp_probes(n), cfg.rounds, progress=progress)
+    rows = [row("exp_elementwise", f"exp over {n:,} float32 values: mlx vs numpy",
+                ("mlx", bm.values(got["mlx"], "gvalues_per_s")), ("numpy", bm.values(got["numpy"], "gvalues_per_s")),
+                "G/s", "mlx / numpy", note="one thread each; numpy's exp is vectorised (SIMD) where the CPU has it")]
+    batch = mx.random.randint(0, b.base.args.vocab_size, (cfg.train_batch, cfg.train_seq), key=mx.random.key(cfg.seed))
+    lora = b.copy()
+    lora.freeze()
+    keys = sorted({bs.adapters_io.split_path(p)[2] for p in bs.target_linears(lora)})
+    linear_to_lora_layers(lora, len(lora.layers), {"rank": cfg.rank, "scale": 0.5, "dropout": 0.0, "keys": keys})
+    real = bm.train_step_fn(lora, batch, 5e-5)
+
+    def free() -> bm.Sample:
+        with bm.exp_free(lora):
+            return real()
+
+    steps = bm.interleave({"real": real, "exp_free": free}, cfg.rounds, progress=progress)
+    rows.append(row("exp_step", "LoRA training tokens/s: exp-free stand-ins vs the real step",
+                    ("stand-ins", bm.values(steps["exp_free"], "tokens_per_s")),
+                    ("real step", bm.values(steps["real"], "tokens_per_s")), "tok/s",
+                    "stand-ins / real: the most a free exp could speed up a step",
+                    note=f"batch {cfg.train_batch} x {cfg.train_seq} tokens; softmax in attention -> relu, "
+                         "SiLU -> relu, the loss's log-sum-exp -> a mean of squares (same shapes, not a model)"))
+    return rows, {"samples": got, "steps": steps}
+
+
 def bench_blas(b: "Bench | BenchConfig", progress) -> tuple[list, dict]:
     cfg = b.cfg if isinstance(b, Bench) else b
     if not sys.platform.startswith("linux"):
@@ -309,7 +341,7 @@ def bench_blas(b: "Bench | BenchConfig", progress) -> tuple[list, dict]:
 
 
 RUNNERS = {"e2e": bench_e2e, "decode": bench_decode, "generate": bench_generate, "train": bench_train,
-           "blas": bench_blas}
+           "exp": bench_exp, "blas": bench_blas}
 
 
 # ---------------------------------------------------------------- the run
@@ -338,7 +370,7 @@ def _load() -> list[float] | None:
 
 
 def progress_total(cfg: BenchConfig) -> int:
-    per = {"e2e": 3, "decode": 11, "generate": 2, "train": 3, "blas": 2}
+    per = {"e2e": 3, "decode": 11, "generate": 2, "train": 3, "exp": 4, "blas": 2}
     return sum(per[g] * cfg.rounds for g in cfg.groups)
 
 

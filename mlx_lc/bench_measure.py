@@ -7,6 +7,7 @@ slow spell on a shared machine hits all of them alike, and ratios are taken per 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -148,6 +149,70 @@ def bandwidth_probes(mb: int) -> dict[str, Callable[[], Sample]]:
     return {"numpy_copy": timed(lambda: np.copyto(dst, src), 2 * src.nbytes),
             "mlx_copy": timed(lambda: mx.eval(mx.negative(a)), 2 * a.nbytes),
             "mlx_matvec": timed(lambda: mx.eval(x @ w.T), w.nbytes)}
+
+
+# ---------------------------------------------------------------- exponentials
+
+def exp_probes(n: int) -> dict[str, Callable[[], Sample]]:
+    """exp over `n` float32 values, with mlx and with numpy, each returning G values/s. Softmax,
+    SiLU and cross-entropy all come down to exp, and on some CPU backends (MLX's on Linux x86)
+    it is far slower per value than numpy's vectorised one."""
+    a = mx.random.normal((n,))
+    src = np.array(a)
+    dst = np.empty_like(src)
+    mx.eval(a)
+
+    def timed(fn):
+        def probe() -> Sample:
+            t0 = time.perf_counter()
+            fn()
+            return {"gvalues_per_s": n / (time.perf_counter() - t0) / 1e9}
+        return probe
+
+    return {"mlx": timed(lambda: mx.eval(mx.exp(a))), "numpy": timed(lambda: np.exp(src, out=dst))}
+
+
+def _no_exp_attention(queries, keys, values, scale, mask=None, sinks=None, **_):
+    """Attention's shape of work (two matmuls, a mask, a normalisation) with relu for softmax."""
+    b, hq, lq, d = queries.shape
+    hk = keys.shape[1]
+    q = (queries * scale).reshape(b, hk, hq // hk, lq, d)
+    s = q @ keys[:, :, None].swapaxes(-1, -2)
+    p = mx.maximum(s, 0)
+    if isinstance(mask, str):  # "causal"
+        lk = keys.shape[2]
+        p = p * mx.tril(mx.ones((lq, lk), p.dtype), lk - lq)
+    elif mask is not None:
+        p = mx.where(mask, p, 0) if mask.dtype == mx.bool_ else p + mask
+    p = p / (p.sum(-1, keepdims=True) + 1)
+    return (p @ values[:, :, None]).reshape(b, hq, lq, d)
+
+
+def _no_exp_cross_entropy(logits, targets, **_):
+    """Cross-entropy's shape of work (a pass over the vocabulary, a gather) without log-sum-exp."""
+    return (logits * logits).mean(-1) - mx.take_along_axis(logits, targets[..., None], -1)[..., 0]
+
+
+@contextlib.contextmanager
+def exp_free(model: nn.Module):
+    """While inside, the model's three users of exp (softmax in attention, the MLP's SiLU, the
+    loss's log-sum-exp) are swapped for stand-ins of the same shapes that compute none. Not a
+    model: a bound on what a free exp would save a training step. mlx-lm's models call
+    `mx.fast.scaled_dot_product_attention` and `nn.losses.cross_entropy` by attribute at every
+    call, and their own module's `swiglu`, so those three names are what is swapped."""
+    module = sys.modules[type(model).__module__]
+    saved = [(mx.fast, "scaled_dot_product_attention", _no_exp_attention),
+             (nn.losses, "cross_entropy", _no_exp_cross_entropy)]
+    if hasattr(module, "swiglu"):
+        saved.append((module, "swiglu", lambda gate, x: mx.maximum(gate, 0) * x))
+    old = [(obj, name, getattr(obj, name)) for obj, name, _ in saved]
+    try:
+        for obj, name, new in saved:
+            setattr(obj, name, new)
+        yield
+    finally:
+        for obj, name, value in old:
+            setattr(obj, name, value)
 
 
 # ---------------------------------------------------------------- training

@@ -17,7 +17,7 @@ from mlx_lc.cli import main
 
 ROWS = {"e2e_lc", "e2e_lc++", "decode_fused", "decode_runtime_lc", "decode_runtime_lc++", "decode_runtime_mlx_lm",
         "decode_runtime_calib_module", "decode_bandwidth", "generate_vs_mlx_lm", "train_tps_lc", "train_mem_lc",
-        "train_tps_lc++", "train_mem_lc++"}
+        "train_tps_lc++", "train_mem_lc++", "exp_elementwise", "exp_step"}
 
 
 def test_quick_bench_writes_table_and_json(tmp_path):
@@ -63,3 +63,28 @@ def test_script_is_the_same_command():
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
     out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--shape" in out.stdout and "bench.py" in out.stdout
+
+
+def test_exp_free_swaps_every_exp_user_and_restores_them(tmp_path):
+    """Inside `exp_free` the model's logits and the loss change (softmax, SiLU and the loss's
+    log-sum-exp are swapped) and nothing else; outside, the model is exactly itself again."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    import mlx_lm.models.llama as llama
+
+    from mlx_lc import bench_measure as bm
+    from mlx_lc.generate import load_base
+    from mlx_lc.tiny import TinyConfig, write_tiny_model
+
+    model, _ = load_base(str(write_tiny_model(tmp_path / "m", TinyConfig())))
+    x = mx.array([[5, 6, 7, 8, 9, 10]])
+    before = model(x)
+    originals = (mx.fast.scaled_dot_product_attention, nn.losses.cross_entropy, llama.swiglu)
+    with bm.exp_free(model):
+        inside = model(x)
+        assert mx.fast.scaled_dot_product_attention is not originals[0]
+        assert nn.losses.cross_entropy is not originals[1] and llama.swiglu is not originals[2]
+        assert nn.losses.cross_entropy(before, x).shape == x.shape
+    assert inside.shape == before.shape and not mx.allclose(inside, before).item()
+    assert (mx.fast.scaled_dot_product_attention, nn.losses.cross_entropy, llama.swiglu) == originals
+    assert mx.array_equal(model(x), before).item()
