@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from . import main
+from .paths import out_folder
 
 
 @main.command()
@@ -27,7 +28,7 @@ from . import main
 @click.option("--blas-n", type=int, help="Matmul size for the BLAS test [1024; quick 128].")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", "-o", default="bench_results", show_default=True, type=click.Path(path_type=Path),
-              help="Folder for bench.json, bench.md and bench.png.")
+              callback=out_folder(), help="Folder for bench.json, bench.md and bench.png.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench(model, shape, dtype, quick, only, rank, max_tokens, rounds, prompts, train_batch, train_seq, copy_mb,
           blas_n, seed, out, no_progress):

@@ -13,10 +13,12 @@ import click
 from mlx_lc import adapters as adapters_io
 from mlx_lc import calibration as calib_io
 from mlx_lc.errors import MlxLcError
+from mlx_lc.io import check_out
 from mlx_lc.merge import MergeConfig, merge as merge_loras
 from mlx_lc.merges import METHODS
 
 from . import main
+from .paths import out_folder
 
 
 def parse_weights(value: str | None) -> list[float] | None:
@@ -89,7 +91,7 @@ def doctor():
 
 
 @main.command("tiny-model")
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path), callback=out_folder("config.json", "model folder"))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--hidden", default=64, show_default=True)
 @click.option("--layers", default=2, show_default=True)
@@ -112,9 +114,11 @@ def tiny_model(out, seed, hidden, layers, vocab, heads, kv_heads, corpus):
 @model_option
 @adapter_option
 @with_merge_options
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output adapter folder.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output adapter folder.",
+              callback=out_folder(adapters_io.MLX_CONFIG, "adapter"))
 def merge(model, adapters, method, weights, density, rank, seed, out):
     """Merge single-task LoRAs into one mlx-lm adapter."""
+    check_out(out, [model, *adapters])
     lora = merged_adapter(model, adapters, method, weights, density, rank, seed)
     adapters_io.write_mlx(lora, out)
     info = lora.meta.get("merge", {})
@@ -127,9 +131,11 @@ def merge(model, adapters, method, weights, density, rank, seed, out):
 @model_option
 @adapter_option
 @click.option("--calibration", "-c", required=True, type=click.Path(path_type=Path), help="Calibration folder.")
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output adapter folder.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output adapter folder.",
+              callback=out_folder(adapters_io.MLX_CONFIG, "adapter"))
 def fold(model, adapters, calibration, out):
     """Fold merge + calibration into one ordinary mlx-lm LoRA adapter."""
+    check_out(out, [model, *adapters, calibration])
     lora = merged_adapter(model, adapters, None, None, None, None, 0, calibration)
     adapters_io.write_mlx(lora, out)
     click.echo(f"wrote {out} (rank {lora.rank}, {lora.num_params():,} params)")
@@ -140,11 +146,13 @@ def fold(model, adapters, calibration, out):
 @adapter_option
 @with_merge_options
 @click.option("--calibration", "-c", type=click.Path(path_type=Path), help="Calibration folder to fold in first.")
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output model folder.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output model folder.",
+              callback=out_folder("config.json", "model folder"))
 def fuse(model, adapters, method, weights, density, rank, seed, calibration, out):
     """Fuse the (merged, calibrated) update into the weights; write a full model folder."""
     from mlx_lc.fuse import fuse as fuse_model
 
+    check_out(out, [model, *adapters, calibration])
     lora = merged_adapter(model, adapters, method, weights, density, rank, seed, calibration)
     fuse_model(model, lora, out, extra={"fused_from": lora.meta})
     click.echo(f"wrote {out}")

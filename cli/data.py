@@ -9,6 +9,7 @@ import click
 from mlx_lc.errors import MlxLcError
 
 from . import main
+from .paths import out_file, out_folder
 
 
 @main.group()
@@ -21,7 +22,8 @@ def _sizes(value):
 
 
 @data.command("build")
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder (replaced when done).")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder (replaced when done).",
+              callback=out_folder("manifest.json", "data build"))
 @click.option("--sources", "-s", default="dialogsum,spc,ted,tone", show_default=True,
               help="Comma-separated: dialogsum, spc, ted, tone.")
 @click.option("--limit", type=int, help="Cap every split of every set at N rows (quick runs).")
@@ -52,7 +54,9 @@ def build_cmd(out, sources, limit, translator, rewriter, rewriter_format, tone_t
     run). Generations are cached per example, so an interrupted build resumes where it stopped.
     """
     from mlx_lc.data import DEFAULT_REWRITER, DEFAULT_TRANSLATOR, BuildConfig, build
+    from mlx_lc.io import check_out
 
+    check_out(out, [tone_table, cache_dir, hub_cache, translator, rewriter])
     cfg = BuildConfig(out=out, sources=tuple(s.strip() for s in sources.split(",") if s.strip()), limit=limit,
                       translator=translator or DEFAULT_TRANSLATOR, rewriter=rewriter or DEFAULT_REWRITER,
                       rewriter_format=rewriter_format, tone_table=tone_table, compositional=not no_compositional,
@@ -78,7 +82,8 @@ def build_cmd(out, sources, limit, translator, rewriter, rewriter_format, tone_t
 @click.option("--model", "-m", default=None, help="Judge: any mlx-lm model (default: a small instruct model).")
 @click.option("--data", "-d", "data_path", required=True, type=click.Path(path_type=Path),
               help="Outputs to judge: JSON lines (or a JSON list) with task, input, output and optionally reference.")
-@click.option("--out", "-o", type=click.Path(path_type=Path), help="Output folder (default: DATA's folder/judge).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Output folder (default: DATA's folder/judge).",
+              callback=out_folder("judge_summary.json", "judge output"))
 @click.option("--task", help="Sub-task for rows without a task field, e.g. summarize+es.")
 @click.option("--method", help="Label for the table (default: the rows' method field).")
 @click.option("--batch-size", default=8, show_default=True, type=int)
@@ -91,14 +96,17 @@ def judge(model, data_path, out, task, method, batch_size, max_tokens, cache_dir
     (refusals, both or neither of PASS/FAIL) are counted as unparseable, not as passes or fails.
     """
     from mlx_lc import judge as judge_lib
+    from mlx_lc.io import check_out, check_out_dir
 
+    out = out or data_path.parent / "judge"
+    check_out_dir(out, "judge_summary.json", "judge output")  # the default skipped the callback
+    check_out(out, [data_path, model, cache_dir])
     cfg = judge_lib.JudgeConfig(model=model or judge_lib.DEFAULT_JUDGE, max_tokens=max_tokens,
                                 batch_size=batch_size, cache_dir=cache_dir, task=task, method=method)
     rows = judge_lib.read_outputs(data_path)
     if not rows:
         raise MlxLcError(f"{data_path}: no examples")
     records, summary = judge_lib.judge(rows, cfg)
-    out = out or data_path.parent / "judge"
     judge_lib.write(out, records, summary)
     o = summary["overall"]
     click.echo(f"{o['n']} judged: {o['pass']} pass, {o['fail']} fail, {o['unparseable']} unparseable "
@@ -110,7 +118,8 @@ def judge(model, data_path, out, task, method, batch_size, max_tokens, cache_dir
 
 @main.command("judge-table")
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--out", "-o", type=click.Path(path_type=Path), help="Also write the table to this Markdown file.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Also write the table to this Markdown file.",
+              callback=out_file)
 @click.option("--png", type=click.Path(path_type=Path), help="Also write a bar chart (needs matplotlib).")
 def judge_table(runs, out, png):
     """Table of judge pass rates per task group beside the paper's Table 1.
@@ -118,14 +127,17 @@ def judge_table(runs, out, png):
     RUNS are METHOD=FOLDER pairs, each FOLDER a `mlx-lc judge` output (judge_summary.json).
     """
     from mlx_lc import judge as judge_lib
-    from mlx_lc.io import atomic_write_text, read_json
+    from mlx_lc.io import atomic_write_text, check_out, read_json
 
-    summaries = {}
+    summaries, inputs = {}, []
     for run in runs:
         method, sep, folder = run.partition("=")
         if not sep or not method or not folder:
             raise click.BadParameter(f"expected METHOD=FOLDER, got {run!r}")
         summaries[method] = read_json(Path(folder) / "judge_summary.json")
+        inputs += [folder, Path(folder) / "judge_summary.json"]
+    if out:
+        check_out(out, inputs)
     text = judge_lib.table(summaries)
     click.echo(text, nl=False)
     if out:

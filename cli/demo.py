@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from . import main
+from .paths import out_folder
 
 
 @main.command()
@@ -15,7 +16,7 @@ from . import main
 @click.option("--default", "size", flag_value="default", default=True,
               help="One sub-task per task group (4): about 45 minutes on 2 CPU cores.")
 @click.option("--full", "size", flag_value="full", help="All 14 sub-tasks: about 2.5 hours on 2 CPU cores.")
-@click.option("--out", "-o", type=click.Path(path_type=Path),
+@click.option("--out", "-o", type=click.Path(path_type=Path), callback=out_folder(),
               help="Results folder (default: $MLX_LC_HOME/demo, or ./mlx-lc-demo).")
 @click.option("--seed", default=0, show_default=True, help="Seed for the world, inits and data order.")
 @click.option("--seeds", help="Several seeds, e.g. 0,1,2: results show mean ± std (overrides --seed).")

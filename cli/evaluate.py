@@ -10,6 +10,7 @@ import click
 from mlx_lc.merges import METHODS
 
 from . import main
+from .paths import out_folder
 
 
 @main.command("eval")
@@ -22,7 +23,8 @@ from . import main
 @click.option("--multi-step", is_flag=True, help="Two passes: primary adapter, then secondary on its output.")
 @click.option("--data", "-d", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Test JSONL: prompt, completion, task (+ input for --multi-step, frame for the judge).")
-@click.option("--out", "-o", type=click.Path(path_type=Path), help="Folder for results.json and results.md.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Folder for results.json and results.md.",
+              callback=out_folder("results.json", "eval output"))
 @click.option("--max-tokens", default=128, show_default=True)
 @click.option("--batch-size", default=32, show_default=True, help="Rows generated together.")
 @click.option("--limit", type=int, help="Only the first N rows.")
@@ -30,15 +32,17 @@ def evaluate(model, adapters, method, calibration, multi_step, data, out, max_to
     """Generate greedily for every row and score it: ROUGE-L (summaries), weighted ROUGE
     (replies) and the judge (rows with a frame). Prints a Markdown table per sub-task."""
     from mlx_lc.evaluate import EvalConfig, evaluate as run, markdown
-    from mlx_lc.io import atomic_dir, write_json
+    from mlx_lc.io import atomic_dir, check_out, write_json
 
+    if out is not None:
+        check_out(out, [model, *adapters, calibration, data])
     if max_tokens < 1 or batch_size < 1:
         raise click.BadParameter("--max-tokens and --batch-size must be positive")
     report = run(model, data, adapters, method, calibration, multi_step, EvalConfig(max_tokens, batch_size, limit))
     table = markdown(report["per_task"], report["method"])
     click.echo(table, nl=False)
     if out is not None:
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, marker="results.json", kind="eval output") as tmp:
             write_json(tmp / "results.json", report)
             (tmp / "results.md").write_text(table)
             with open(tmp / "examples.jsonl", "w") as f:

@@ -9,6 +9,7 @@ import click
 from mlx_lc.errors import MlxLcError
 
 from . import main
+from .paths import out_folder
 
 QUANT_MODES = ("none", "int8", "int4")  # mlx_lc.export.quantize.MODES, without importing numpy work here
 
@@ -57,7 +58,7 @@ def composition_specs(model, adapters, calibration, fused, task, name, compositi
 @click.option("--composition", "compositions", multiple=True, metavar="NAME[:TASK]=PATH[,PATH...]",
               help="A composition from adapter folders and at most one calibration folder; repeat to put "
                    "several in one package (base weights stored once).")
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), callback=out_folder(),
               help="NAME.mlpackage; tokenizer files, manifest.json and export.json are written beside it.")
 @click.option("--quantize", "-q", type=click.Choice(QUANT_MODES), default="int4", show_default=True,
               help="Base weights: int8 per channel, int4 in blocks of 32, or float16.")

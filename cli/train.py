@@ -10,6 +10,7 @@ import click
 from mlx_lc.errors import MlxLcError
 
 from . import main
+from .paths import out_folder
 
 
 def fit_options(lr: float, batch_size: int, max_seq_len: int = 512):
@@ -63,7 +64,8 @@ def _report(result, out: Path, what: str) -> None:
 
 data_option = click.option("--data", "-d", required=True, type=click.Path(path_type=Path),
                            help="Folder with train.jsonl (+ valid.jsonl), or one .jsonl file (10% held out as dev).")
-out_option = click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
+out_option = click.option("--out", "-o", required=True, type=click.Path(path_type=Path), callback=out_folder(),
+                          help="Output folder.")
 
 
 @main.command("train-lora")

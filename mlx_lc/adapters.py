@@ -148,7 +148,7 @@ def read_mlx(path: Path) -> LoRA:
 def write_mlx(lora: LoRA, out: str | Path, extra_meta: dict | None = None) -> Path:
     """Write a standard mlx-lm adapter folder (loadable by mlx_lm --adapter-path and mlx_lm.fuse)."""
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, marker=MLX_CONFIG, kind="adapter") as tmp:
         layers = {split_path(p)[1] for p in lora.factors}
         n_total = (lora.base_arch or {}).get("num_hidden_layers") or (max(layers) + 1)
         config = {

@@ -65,6 +65,8 @@ class BenchConfig:
         fill = {k: v if getattr(self, k) is None else getattr(self, k)
                 for k, v in (quick if self.quick else full).items()}
         cfg = replace(self, **fill)
+        if not cfg.groups:  # e.g. --only "," : nothing to measure, and an empty report is no result
+            raise MlxLcError(f"no bench groups given; choose from {', '.join(GROUPS)}")
         unknown = [g for g in cfg.groups if g not in GROUPS]
         if unknown:
             raise MlxLcError(f"unknown bench group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")

@@ -181,7 +181,7 @@ def save(calibration: Calibration, merged: LoRA, out: str | Path, extra: dict | 
         "bytes_fp16": 2 * calibration.num_params(),
         **(extra or {}),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, marker=CONFIG, kind="calibration") as tmp:
         mx.save_safetensors(str(tmp / WEIGHTS), tensors, metadata={"format": "mlx"})
         write_json(tmp / CONFIG, config)
     return Path(out)

@@ -32,7 +32,7 @@ def save_model_folder(model: nn.Module, tokenizer, config: dict, src: str, out: 
     """Write weights, config and tokenizer (loadable by mlx_lm.load), atomically."""
     from mlx_lm.utils import hf_repo_to_path, save_config, save_model
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, marker="config.json", kind="model folder") as tmp:
         save_model(tmp, model)
         save_config(dict(config), tmp / "config.json")
         tokenizer.save_pretrained(str(tmp))

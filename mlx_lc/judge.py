@@ -222,7 +222,7 @@ def summarize(records: list[dict], model: str, stats: dict | None = None) -> dic
 
 
 def write(out: str | Path, records: list[dict], summary: dict) -> Path:
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, marker="judge_summary.json", kind="judge output") as tmp:
         (tmp / "verdicts.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         (tmp / "judge_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         (tmp / "judge_table.md").write_text(table({"this run": summary}, paper=False))

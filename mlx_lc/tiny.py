@@ -115,7 +115,7 @@ def write_model_folder(out: str | Path, model, config: dict, tokenizer, extra: d
     written to a temporary folder and renamed into place."""
     from mlx_lm.utils import save_config, save_model
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, marker="config.json", kind="model folder") as tmp:
         save_model(tmp, model)
         save_config(config, tmp / "config.json")
         tokenizer.save_pretrained(str(tmp))

@@ -42,7 +42,7 @@ def main() -> None:
     if not (base / "pretrain.json").exists():
         shutil.rmtree(base, ignore_errors=True)
         demo.pretrain_base(cfg, world, base, progress=not args.quiet, shipped=None)
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, marker="config.json", kind="model folder") as tmp:
         for name in FILES:
             if (base / name).exists():
                 shutil.copy2(base / name, tmp / name)

@@ -227,7 +227,7 @@ def build(cfg: BuildConfig) -> dict:
         "generation": gen_stats,
         "seconds": round(time.time() - t0, 1),
     }
-    with atomic_dir(cfg.out) as tmp:
+    with atomic_dir(cfg.out, marker="manifest.json", kind="data build") as tmp:
         for name, per in sets.items():
             folder = tmp / name
             folder.mkdir(parents=True, exist_ok=True)

@@ -236,7 +236,7 @@ def write_golden(out: str | Path = DEFAULT_OUT, reuse_tokenizers: str | Path | N
             versions = json.loads((Path(reuse_tokenizers) / VERSIONS_FILE).read_text())
         # manifest.build reads what mlx-lm's TokenizerWrapper offers (eos_token_ids), as mlx_lc.load returns it.
         tok = TokenizerWrapper(AutoTokenizer.from_pretrained(str(tok_dir)))
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, marker=VERSIONS_FILE, kind="iOS golden set") as tmp:
             files = sorted(p.name for p in tok_dir.iterdir() if p.is_file())
             for name in files:
                 shutil.copy(tok_dir / name, tmp / name)

@@ -130,7 +130,7 @@ def build_benchmark(out: Path, seed: int = 0, n_single: int = 1000, n_comp: int 
 
     plan = [("single", t, n_single) for t in tasks.SINGLE] + [("comp", t, n_comp) for t in comps]
     counts: dict = {"single": {}, "comp": {}}
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, marker="benchmark.json", kind="world") as tmp:
         for group, name, n_train in tqdm(plan, desc="world", unit="task", disable=not progress):
             split_frames = {"valid": valid_frames, "test": test_frames}
             counts[group][name] = {}
