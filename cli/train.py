@@ -3,6 +3,7 @@ data-parallel: mlx.launch --backend ring -n 2 $(which mlx-lc) train-lora ..."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -42,13 +43,16 @@ def fit_options(lr: float, batch_size: int, max_seq_len: int = 512):
 def _fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience, group_by_length):
     from mlx_lc.fit import FitConfig
 
-    for name, v in (("--lr", lr), ("--batch-size", batch_size), ("--max-seq-len", max_seq_len), ("--epochs", epochs)):
-        if v <= 0:
-            raise click.BadParameter(f"must be positive, got {v}", param_hint=name)
-    if iters is not None and iters < 1:
-        raise click.BadParameter(f"must be positive, got {iters}", param_hint="--iters")
-    return FitConfig(lr=lr, batch_size=batch_size, iters=iters, epochs=epochs, max_seq_len=max_seq_len, seed=seed,
-                     eval_every=eval_every, patience=patience, group_by_length=group_by_length)
+    fit = FitConfig(lr=lr, batch_size=batch_size, iters=iters, epochs=epochs, max_seq_len=max_seq_len, seed=seed,
+                    eval_every=eval_every, patience=patience, group_by_length=group_by_length)
+    for name, what in fit.problems()[:1]:  # FitConfig's own checks, under the option's name
+        raise click.BadParameter(what, param_hint="--" + name.replace("_", "-"))
+    return fit
+
+
+def _positive(value: float, hint: str) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"must be a positive number, got {value}", param_hint=hint)
 
 
 def _report(result, out: Path, what: str) -> None:
@@ -91,6 +95,11 @@ def train_lora(model, data, out, rank, alpha, scale, dropout, keys, lr, iters, e
         raise click.BadParameter(f"must be positive, got {rank}", param_hint="--rank")
     if not 0 <= dropout < 1:
         raise click.BadParameter(f"must be in [0, 1), got {dropout}", param_hint="--dropout")
+    # scale 0 (or alpha 0) trains an adapter that changes nothing; nan poisons every weight
+    if scale is not None:
+        _positive(scale, "--scale")
+    else:
+        _positive(alpha, "--alpha")
     cfg = LoRAConfig(rank=rank, scale=scale if scale is not None else alpha / rank, dropout=dropout,
                      keys=[k.strip() for k in keys.split(",")] if keys else None,
                      fit=_fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience,
@@ -137,15 +146,12 @@ def calibrate(model, adapters, variant, mode, rank, data, out, lr, iters, epochs
 def pretrain(corpus, out, hidden, layers, heads, kv_heads, vocab, lr, iters, epochs, batch_size, max_seq_len, seed,
              eval_every, patience, group_by_length, resume, quiet):
     """Pretrain a tiny Llama from scratch on CORPUS (tokenizer too); every weight trains."""
-    from mlx_lc.tiny import TinyConfig, write_tiny_model
-    from mlx_lc.train import PretrainConfig, pretrain as run
+    from mlx_lc.tiny import TinyConfig
+    from mlx_lc.train import PretrainConfig, pretrain_new as run
 
     if resume:
         raise MlxLcError("pretrain does not resume; run it again")
-    if not corpus.is_file():
-        raise MlxLcError(f"corpus not found: {corpus}")
-    write_tiny_model(out, TinyConfig(hidden=hidden, layers=layers, vocab=vocab, heads=heads, kv_heads=kv_heads,
-                                     seed=seed), corpus.read_text(encoding="utf-8").splitlines())
     fit = _fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience, group_by_length)
     fit.warmup, fit.schedule, fit.weight_decay = min(50, (iters or 1000) // 10), "cosine", 0.01
-    _report(run(out, corpus, PretrainConfig(fit=fit), progress=not quiet), out, "model")
+    tiny = TinyConfig(hidden=hidden, layers=layers, vocab=vocab, heads=heads, kv_heads=kv_heads, seed=seed)
+    _report(run(out, tiny, corpus, PretrainConfig(fit=fit), progress=not quiet), out, "model")

@@ -18,8 +18,9 @@ from . import calibration as calib_io
 from .calibration import Calibration, CalibrationConfig
 from .errors import MlxLcError
 from .fit import FitConfig, FitResult, fit
+from .io import sha256
 from .merge import MergeConfig, merge
-from .train import _result_meta, encode_rows, load_splits, write_beside, write_curves
+from .train import _result_meta, encode_rows, load_splits, model_id, write_beside, write_curves
 
 DEFAULT_LR = 5e-4  # METHOD.md
 
@@ -41,12 +42,29 @@ def prepare(model: nn.Module, loras: list, cfg: CalibrateConfig):
     return merged, calib
 
 
+def _setup(model, model_path: str, loras: list, cfg: CalibrateConfig) -> dict:
+    """What a checkpoint's calibration belongs to: the base, the adapters (by file hash), the merge
+    and the calibration's form; resuming with any of them changed would train a different thing."""
+    c = cfg.calibration
+    form = {"variant": c.variant, **({"mode": c.mode} if c.variant == "lc" else {"rank": c.rank})}
+    return {"kind": "calibration", "base_model": model_id(model_path), "base_arch": adapters_io.model_arch(model),
+            "adapters": [_weights_hash(lora) for lora in loras], "merge": asdict(cfg.merge), **form}
+
+
+def _weights_hash(lora) -> str:
+    # of the file itself: meta["sha256"] may be one copied from the adapter it was made from
+    src = Path(lora.source)
+    name = adapters_io.MLX_WEIGHTS if (src / adapters_io.MLX_WEIGHTS).exists() else adapters_io.PEFT_WEIGHTS
+    return sha256(src / name)[:16]
+
+
 def calibrate(model_path: str, adapter_paths: list[str | Path], data: str | Path, out: str | Path,
               cfg: CalibrateConfig | None = None, resume: bool = False, progress: bool = True) -> FitResult:
     """Train a calibration for the merge of `adapter_paths` on `data`; write it to `out`."""
     from .generate import load_base
 
     cfg = cfg or CalibrateConfig()
+    cfg.fit.validate()
     if len(adapter_paths) < 2:
         raise MlxLcError("calibration composes at least two adapters: give --adapter twice (primary, secondary)")
     out = Path(out)
@@ -55,7 +73,8 @@ def calibrate(model_path: str, adapter_paths: list[str | Path], data: str | Path
     train_rows, valid_rows = load_splits(data, seed=cfg.fit.seed)
     merged, calib = prepare(model, loras, cfg)
     result = fit(model, encode_rows(tok, train_rows), encode_rows(tok, valid_rows), cfg.fit, out=out,
-                 resume=resume, progress=progress, desc=f"calibrate {out.name}")
+                 resume=resume, progress=progress, desc=f"calibrate {out.name}",
+                 setup=_setup(model, model_path, loras, cfg))
     if mx.distributed.init().rank() == 0:
         extra = {"train": {"fit": asdict(cfg.fit), "data": str(data), "n_train": len(train_rows),
                            "n_valid": len(valid_rows), "tasks": sorted({r.get("task", "?") for r in train_rows})},

@@ -49,10 +49,41 @@ class FitConfig:
     # rows; the batches then differ from ungrouped ones, and so does the trajectory.
     group_by_length: bool = False
 
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, what is wrong with it) for each setting no run can use; empty when all are fine.
+        A list rather than an exception so the CLI can name its own option for the field."""
+        bad = []
+
+        def need(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                bad.append((name, f"must be {what}, got {getattr(self, name)}"))
+
+        need(_finite(self.lr) and self.lr > 0, "lr", "a positive number")  # nan > 0 is False too
+        need(self.batch_size >= 1, "batch_size", "at least 1")
+        need(self.iters is None or self.iters >= 1, "iters", "at least 1")
+        need(_finite(self.epochs) and self.epochs > 0, "epochs", "a positive number")
+        need(self.max_seq_len >= 1, "max_seq_len", "at least 1")
+        need(self.eval_every is None or self.eval_every >= 1, "eval_every", "at least 1")
+        # fit stops once `bad >= patience`: patience 0 would stop at the step-0 evaluation, untrained
+        need(self.patience >= 1, "patience", "at least 1")
+        need(self.val_examples >= 0, "val_examples", "0 (all) or more")
+        need(self.warmup >= 0, "warmup", "0 or more")
+        need(self.schedule in ("constant", "cosine"), "schedule", "constant or cosine")
+        need(_finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "0 or more")
+        return bad
+
+    def validate(self) -> None:
+        for name, what in self.problems()[:1]:
+            raise MlxLcError(f"{name} {what}")
+
     def total_steps(self, n_examples: int) -> int:
         if self.iters is not None:
             return max(1, self.iters)
         return max(1, math.ceil(self.epochs * n_examples / self.batch_size))
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 # ---------------------------------------------------------------- batches and loss
@@ -194,13 +225,17 @@ def evaluate_loss(model, examples: Sequence[Example], batch_size: int, max_seq_l
 
 def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cfg: FitConfig,
         out: Path | None = None, resume: bool = False, progress: bool = True, desc: str = "train",
-        on_best: Callable[[dict, int], None] | None = None) -> FitResult:
+        on_best: Callable[[dict, int], None] | None = None, setup: dict | None = None) -> FitResult:
     """Train `model.trainable_parameters()` on `train`; keep the weights with the best dev loss.
 
     Checkpoints (current + best weights, optimizer state, history) go to out/checkpoint at every
     evaluation; `resume=True` continues from there. On return the model holds the best weights.
     `on_best(weights, step)` runs at every new best dev loss (probes use it to watch a run).
+    `setup` (JSON-able: base model, adapter or calibration settings) is saved with each checkpoint;
+    a resume refuses one that differs, since the saved weights belong to that setup.
     """
+    cfg.validate()
+    setup = json.loads(json.dumps(setup or {}))  # as it reads back from state.json (tuples -> lists)
     group = mx.distributed.init()
     rank, size = group.rank(), group.size()
     if cfg.batch_size % size:
@@ -222,7 +257,7 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
     if resume:  # before compiling: the compiled step captures these very state objects
         if ckpt is None or not (ckpt / "state.json").exists():
             raise MlxLcError(f"nothing to resume: no {ckpt or 'checkpoint'}/state.json")
-        start, best_val, best_step, bad, history, best = _load_checkpoint(ckpt, model, opt, cfg)
+        start, best_val, best_step, bad, history, best = _load_checkpoint(ckpt, model, opt, cfg, setup)
 
     loss_and_grad = nn.value_and_grad(model, masked_loss)
     state = [model.state, opt.state, mx.random.state]
@@ -251,7 +286,7 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
         else:
             bad += 1
         if ckpt is not None and rank == 0:
-            _save_checkpoint(ckpt, model, opt, best, cfg, it, best_val, best_step, bad, history)
+            _save_checkpoint(ckpt, model, opt, best, cfg, it, best_val, best_step, bad, history, setup)
         return bad >= cfg.patience
 
     bar = _bar(total, start, desc, progress and rank == 0)
@@ -313,7 +348,7 @@ def _bar(total: int, start: int, desc: str, show: bool):
     return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=True)
 
 
-def _save_checkpoint(ckpt: Path, model, opt, best, cfg, it, best_val, best_step, bad, history):
+def _save_checkpoint(ckpt: Path, model, opt, best, cfg, it, best_val, best_step, bad, history, setup):
     """Weights and optimizer state as safetensors, counters as JSON; state.json last, so a crash
     mid-save leaves the previous checkpoint readable."""
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -324,18 +359,45 @@ def _save_checkpoint(ckpt: Path, model, opt, best, cfg, it, best_val, best_step,
         tmp.replace(ckpt / f"{name}.safetensors")
     atomic_write_text(ckpt / "state.json", json.dumps({
         "step": it, "best_val": best_val, "best_step": best_step, "bad_evals": bad,
-        "history": history, "fit": asdict(cfg)}))
+        "history": history, "fit": asdict(cfg), "setup": setup}))
 
 
-def _load_checkpoint(ckpt: Path, model, opt, cfg: FitConfig):
+def _load_checkpoint(ckpt: Path, model, opt, cfg: FitConfig, setup: dict):
     state = json.loads((ckpt / "state.json").read_text())
     saved = state.get("fit", {})
     keys = ("lr", "batch_size", "seed", "max_seq_len", "group_by_length")  # what decides the next batches and steps
-    changed = [k for k in keys if saved.get(k, False) != getattr(cfg, k)]
+    changed = [f"{k} {saved.get(k)} -> {getattr(cfg, k)}" for k in keys if saved.get(k, False) != getattr(cfg, k)]
+    # Checkpoints written before "setup" existed have none: the tensor check below still applies.
+    changed += _changes(state.get("setup", {}), setup)
     if changed:
-        raise MlxLcError(f"cannot resume {ckpt}: {', '.join(f'{k} {saved.get(k)} -> {getattr(cfg, k)}' for k in changed)}")
-    model.load_weights(list(load_safetensors(ckpt / "current.safetensors").items()), strict=False)
+        raise MlxLcError(f"cannot resume {ckpt}: {', '.join(changed)}")
+    current, best = load_safetensors(ckpt / "current.safetensors"), load_safetensors(ckpt / "best.safetensors")
+    # load_weights(strict=False) would take tensors of any shape (or none): a mismatch then
+    # surfaced as a matmul error mid-run, or trained on silently.
+    want = {k: tuple(v.shape) for k, v in tree_flatten(model.trainable_parameters())}
+    for name, tensors in (("current", current), ("best", best)):
+        have = {k: tuple(v.shape) for k, v in tensors.items()}
+        wrong = [f"{k} missing" for k in want if k not in have]
+        wrong += [f"{k} not in the model" for k in have if k not in want]
+        wrong += [f"{k} {have[k]} vs the model's {want[k]}" for k in want if k in have and have[k] != want[k]]
+        if wrong:
+            more = f" (and {len(wrong) - 3} more)" if len(wrong) > 3 else ""
+            raise MlxLcError(f"cannot resume {ckpt}: {name}.safetensors does not fit the model: "
+                             f"{'; '.join(wrong[:3])}{more}")
+    model.load_weights(list(current.items()), strict=False)
     opt.state = tree_unflatten(list(load_safetensors(ckpt / "optimizer.safetensors").items()))
-    best = load_safetensors(ckpt / "best.safetensors")
     mx.eval(model.parameters(), opt.state)
     return (state["step"], state["best_val"], state["best_step"], state["bad_evals"], state["history"], best)
+
+
+def _changes(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    """'key old -> new' for each entry of the saved setup that differs now. Keys only `now` has
+    are skipped: a checkpoint from before they were recorded still resumes."""
+    out = []
+    for k, old in saved.items():
+        new = now.get(k)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += _changes(old, new, f"{prefix}{k}.")
+        elif old != new:
+            out.append(f"{prefix}{k} {old} -> {new}")
+    return out

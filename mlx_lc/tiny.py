@@ -45,6 +45,23 @@ class TinyConfig:
     max_position: int = 2048
     rope_theta: float = 10000.0
 
+    def validate(self, vocab: bool = True) -> None:
+        """Raise on sizes no model can have, before a tokenizer is trained or a folder made
+        (0 heads used to end in ZeroDivisionError, an odd head size in a RoPE error at the first step)."""
+        for name in ("hidden", "layers", "heads", "kv_heads", "max_position"):
+            if getattr(self, name) < 1:
+                raise MlxLcError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.intermediate is not None and self.intermediate < 1:
+            raise MlxLcError(f"intermediate must be at least 1, got {self.intermediate}")
+        if self.hidden % self.heads or self.heads % self.kv_heads:
+            raise MlxLcError(f"hidden {self.hidden} must divide by heads {self.heads}, "
+                             f"heads by kv_heads {self.kv_heads}")
+        if (self.hidden // self.heads) % 2:
+            raise MlxLcError(f"head size hidden / heads = {self.hidden // self.heads} must be even "
+                             "(RoPE rotates pairs)")
+        if vocab and self.vocab < 300:
+            raise MlxLcError(f"vocab must be at least 300 (256 bytes + specials + merges), got {self.vocab}")
+
 
 def train_tokenizer(texts: Iterable[str], vocab: int):
     """A byte-level BPE tokenizer (GPT-2/Llama-3 style) trained on `texts`, as a transformers fast tokenizer."""
@@ -69,22 +86,28 @@ def train_tokenizer(texts: Iterable[str], vocab: int):
 def write_tiny_model(out: str | Path, cfg: TinyConfig | None = None, corpus: Iterable[str] | None = None) -> Path:
     """Write config.json, model.safetensors and tokenizer files for a random Llama model."""
     cfg = cfg or TinyConfig()
-    if cfg.vocab < 300:
-        raise MlxLcError(f"vocab must be at least 300 (256 bytes + specials + merges), got {cfg.vocab}")
+    cfg.validate()
+    with atomic_dir(out, marker="config.json", kind="model folder") as tmp:
+        tiny_model_files(tmp, cfg, corpus)
+    return Path(out)
+
+
+def tiny_model_files(folder: Path, cfg: TinyConfig, corpus: Iterable[str] | None = None) -> None:
+    """write_tiny_model's files, into an existing `folder` (a caller's temporary one)."""
+    cfg.validate()
     texts = list(corpus) if corpus is not None else DEFAULT_CORPUS.splitlines()
     tokenizer = train_tokenizer(texts, cfg.vocab)
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
                "pad_token_id": tokenizer.pad_token_id}
     model, config = build_tiny(cfg, len(tokenizer), special)
-    return write_model_folder(out, model, config, tokenizer, {"mlx_lc_tiny.json": asdict(cfg)})
+    save_model_files(folder, model, config, tokenizer, {"mlx_lc_tiny.json": asdict(cfg)})
 
 
 def build_tiny(cfg: TinyConfig, vocab_size: int, special: dict | None = None):
     """A randomly initialised mlx-lm Llama model for `cfg` with `vocab_size` rows -> (model, config dict)."""
     from mlx_lm.models import llama
 
-    if cfg.hidden % cfg.heads or cfg.heads % cfg.kv_heads:
-        raise MlxLcError(f"hidden {cfg.hidden} must divide by heads {cfg.heads}, heads by kv_heads {cfg.kv_heads}")
+    cfg.validate(vocab=False)  # vocab_size comes from the tokenizer, not cfg.vocab
     config = {
         "model_type": "llama",
         "architectures": ["LlamaForCausalLM"],
@@ -113,12 +136,16 @@ def build_tiny(cfg: TinyConfig, vocab_size: int, special: dict | None = None):
 def write_model_folder(out: str | Path, model, config: dict, tokenizer, extra: dict | None = None) -> Path:
     """An mlx_lm.load-able folder (weights, config.json, tokenizer files, `extra` JSON files),
     written to a temporary folder and renamed into place."""
+    with atomic_dir(out, marker="config.json", kind="model folder") as tmp:
+        save_model_files(tmp, model, config, tokenizer, extra)
+    return Path(out)
+
+
+def save_model_files(folder: Path, model, config: dict, tokenizer, extra: dict | None = None) -> None:
     from mlx_lm.utils import save_config, save_model
 
-    with atomic_dir(out, marker="config.json", kind="model folder") as tmp:
-        save_model(tmp, model)
-        save_config(config, tmp / "config.json")
-        tokenizer.save_pretrained(str(tmp))
-        for name, obj in (extra or {}).items():
-            write_json(tmp / name, obj)
-    return Path(out)
+    save_model(folder, model)
+    save_config(config, folder / "config.json")
+    tokenizer.save_pretrained(str(folder))
+    for name, obj in (extra or {}).items():
+        write_json(folder / name, obj)

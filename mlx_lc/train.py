@@ -23,7 +23,8 @@ from . import tasks
 from .adapters import LoRA
 from .errors import MlxLcError
 from .fit import Example, FitConfig, FitResult, fit
-from .io import atomic_write_text, write_json
+from .io import atomic_dir, atomic_write_text, write_json
+from .tiny import TinyConfig, tiny_model_files
 
 # METHOD.md: rank 32, alpha 16 (mlx-lm scale = alpha / rank = 0.5), dropout 0.05, Adam, lr 5e-5.
 DEFAULT_RANK, DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_LR = 32, 16.0, 0.05, 5e-5
@@ -36,6 +37,23 @@ class LoRAConfig:
     dropout: float = DEFAULT_DROPOUT
     keys: list[str] | None = None  # module paths inside a block; default: every linear layer
     fit: FitConfig = field(default_factory=lambda: FitConfig(lr=DEFAULT_LR))
+
+    def validate(self) -> None:
+        if self.rank < 1:
+            raise MlxLcError(f"LoRA rank must be at least 1, got {self.rank}")
+        # scale 0 trains an adapter that changes nothing; nan/inf poison every weight
+        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
+            raise MlxLcError(f"LoRA scale must be a positive number, got {self.scale}")
+        if not 0 <= self.dropout < 1:
+            raise MlxLcError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
+        self.fit.validate()
+
+
+def model_id(model_path: str) -> str:
+    """The base model as a resumed run compares it: a local folder by its absolute path (so
+    `m` and `./m` match), anything else (a hub id) as given."""
+    p = Path(model_path).expanduser()
+    return str(p.resolve()) if p.exists() else model_path
 
 
 # ---------------------------------------------------------------- data
@@ -130,15 +148,16 @@ def train_lora(model_path: str, data: str | Path, out: str | Path, cfg: LoRAConf
     from .generate import load_base
 
     cfg = cfg or LoRAConfig()
-    if cfg.rank < 1 or cfg.fit.lr <= 0 or cfg.fit.batch_size < 1:
-        raise MlxLcError("rank, lr and batch size must be positive")
+    cfg.validate()
     out = Path(out)
     model, tok = load_base(model_path)
     train_rows, valid_rows = load_splits(data, seed=cfg.fit.seed)
     mx.random.seed(cfg.fit.seed)  # LoRA's `a` init
     cfg.keys = add_lora(model, cfg)
     result = fit(model, encode_rows(tok, train_rows), encode_rows(tok, valid_rows), cfg.fit, out=out,
-                 resume=resume, progress=progress, desc=f"lora {out.name}")
+                 resume=resume, progress=progress, desc=f"lora {out.name}",
+                 setup={"kind": "lora", "base_model": model_id(model_path), "base_arch": adapters_io.model_arch(model),
+                        "rank": cfg.rank, "scale": cfg.scale, "keys": cfg.keys})
     meta = {"train": {**asdict(cfg), "data": str(data), "n_train": len(train_rows), "n_valid": len(valid_rows),
                       "tasks": sorted({r.get("task", "?") for r in train_rows}),
                       "world_size": mx.distributed.init().size()},
@@ -228,6 +247,20 @@ class PretrainConfig:
     valid_fraction: float = 0.02
 
 
+def read_corpus(corpus: str | Path) -> str:
+    """The corpus text; one-line errors for a missing, non-UTF-8 or blank file."""
+    path = Path(corpus)
+    if not path.is_file():
+        raise MlxLcError(f"corpus not found: {corpus}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise MlxLcError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if not text.strip():
+        raise MlxLcError(f"{path}: the corpus is empty")
+    return text
+
+
 def pretrain(model_dir: str | Path, corpus: str | Path, cfg: PretrainConfig | None = None,
              progress: bool = True) -> FitResult:
     """Train every weight of the model in `model_dir` as a causal LM on `corpus`; rewrite it in place."""
@@ -236,11 +269,10 @@ def pretrain(model_dir: str | Path, corpus: str | Path, cfg: PretrainConfig | No
     from .generate import load_base
 
     cfg = cfg or PretrainConfig()
+    cfg.fit.validate()
+    text = read_corpus(corpus)
     model_dir = Path(model_dir)
     model, tok = load_base(str(model_dir))
-    text = Path(corpus).read_text(encoding="utf-8") if Path(corpus).is_file() else None
-    if text is None:
-        raise MlxLcError(f"corpus not found: {corpus}")
     examples = corpus_examples(tok, text, cfg.fit.max_seq_len)
     n_valid = max(1, int(len(examples) * cfg.valid_fraction)) if len(examples) > 20 else 0
     valid, train = examples[:n_valid], examples[n_valid:]
@@ -253,6 +285,25 @@ def pretrain(model_dir: str | Path, corpus: str | Path, cfg: PretrainConfig | No
                                                  "params": sum(v.size for _, v in _flat(model.parameters()))})
         write_curves(model_dir, result, "pretraining")
     return result
+
+
+def pretrain_new(out: str | Path, tiny: TinyConfig, corpus: str | Path, cfg: PretrainConfig | None = None,
+                 progress: bool = True) -> FitResult:
+    """A new tiny model (its tokenizer trained on `corpus`) pretrained on `corpus`, written to `out`.
+
+    Settings and corpus are checked before anything is written; the model is built and trained in
+    a temporary folder beside `out` that replaces it only once training succeeded, so a failed run
+    leaves no untrained model behind and an existing `out` as it was."""
+    cfg = cfg or PretrainConfig()
+    tiny.validate()
+    cfg.fit.validate()
+    text = read_corpus(corpus)
+    # Only rank 0 writes `out` (as `pretrain` saves on rank 0 only); the other ranks build the
+    # same seeded model in a folder of their own that goes away afterwards.
+    rank0 = mx.distributed.init().rank() == 0
+    with (atomic_dir(out, marker="config.json", kind="model folder") if rank0 else tempfile.TemporaryDirectory(prefix="mlx-lc-pretrain.")) as tmp:
+        tiny_model_files(Path(tmp), tiny, text.splitlines())
+        return pretrain(tmp, corpus, cfg, progress)
 
 
 def perplexity(model, examples: list[Example], batch_size: int = 16, max_seq_len: int = 512) -> float:
