@@ -38,7 +38,7 @@ merge_options = [
                   type=click.Choice(list(METHODS)), help="How to merge several adapters."),
     click.option("--weights", callback=lambda c, p, v: parse_weights(v), help="Per-adapter weights, e.g. 0.5,0.5."),
     click.option("--density", default=0.5, show_default=True, type=float, help="ties/dare/magnitude_prune: fraction kept."),
-    click.option("--rank", type=int, help="svd and delta-level merges: output rank (default: sum of ranks)."),
+    click.option("--rank", type=int, help="svd and delta-level merges: output rank, at least 1 (default: sum of ranks)."),
     click.option("--seed", default=0, show_default=True, type=int, help="Random seed (dare)."),
 ]
 
@@ -47,6 +47,21 @@ def with_merge_options(f):
     for opt in reversed(merge_options):
         f = opt(f)
     return f
+
+
+def refuse_merge_options(calibration) -> None:
+    """With -c the merge is the one the calibration was trained with; a --method beside it used to
+    be ignored without a word, so say so instead."""
+    from click.core import ParameterSource
+
+    if calibration is None:
+        return
+    ctx = click.get_current_context()
+    given = [f"--{n}" for n in ("method", "weights", "density", "rank")
+             if n in ctx.params and ctx.get_parameter_source(n) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
+    if given:
+        raise MlxLcError(f"{', '.join(given)} cannot go with --calibration, which uses the merge it was trained with "
+                         f"(recorded in {Path(calibration) / calib_io.CONFIG})")
 
 
 def merged_adapter(model: str, adapters, method, weights, density, rank, seed, calibration=None):
@@ -58,6 +73,7 @@ def merged_adapter(model: str, adapters, method, weights, density, rank, seed, c
     m, _ = load_base(model, lazy=True)
     loras = adapters_io.load_for(m, adapters, model)
     if calibration is not None:
+        calib_io.check_sources(calibration, loras)
         recorded = calib_io.read_config(calibration).get("merge", {})
         cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
         merged = merge_loras(loras, cfg)
@@ -153,6 +169,7 @@ def fuse(model, adapters, method, weights, density, rank, seed, calibration, out
     from mlx_lc.fuse import fuse as fuse_model
 
     check_out(out, [model, *adapters, calibration])
+    refuse_merge_options(calibration)
     lora = merged_adapter(model, adapters, method, weights, density, rank, seed, calibration)
     fuse_model(model, lora, out, extra={"fused_from": lora.meta})
     click.echo(f"wrote {out}")
@@ -167,17 +184,25 @@ def fuse(model, adapters, method, weights, density, rank, seed, calibration, out
 @click.option("--multi-step", is_flag=True, help="Two passes: primary adapter, then secondary on its output.")
 @click.option("--prompt", "-p", required=True, help="Input text, or - to read stdin.")
 @click.option("--max-tokens", default=256, show_default=True)
-@click.option("--temp", default=0.0, show_default=True)
-@click.option("--top-p", default=0.0, show_default=True)
-@click.option("--min-p", default=0.0, show_default=True)
-@click.option("--top-k", default=0, show_default=True)
+@click.option("--temp", default=0.0, show_default=True, help="Sampling temperature, >= 0 (0: greedy).")
+@click.option("--top-p", default=0.0, show_default=True, help="Nucleus sampling, in [0, 1] (0: off).")
+@click.option("--min-p", default=0.0, show_default=True, help="Min-p sampling, in [0, 1] (0: off).")
+@click.option("--top-k", default=0, show_default=True, help="Top-k sampling, >= 0 (0: off).")
 def generate(model, adapters, method, weights, density, rank, seed, calibration, task, multi_step, prompt,
              max_tokens, temp, top_p, min_p, top_k):
     """Generate in one pass with merged (and calibrated) adapters; streams tokens."""
-    from mlx_lc.generate import load, load_base, stream
+    from mlx_lc.generate import check_sampling, load, load_base, stream
     from mlx_lc.generate import multi_step as two_passes
 
-    text = sys.stdin.read() if prompt == "-" else prompt
+    refuse_merge_options(calibration)
+    check_sampling(temp, top_p, min_p, top_k)  # before minutes of loading, not after
+    if prompt == "-":
+        try:  # bytes, then strict UTF-8: binary input otherwise reaches the tokenizer as surrogates
+            text = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise MlxLcError(f"stdin is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    else:
+        text = prompt
     if not text.strip():
         raise MlxLcError("empty prompt")
     sampling = dict(max_tokens=max_tokens, temp=temp, top_p=top_p, min_p=min_p, top_k=top_k, seed=seed)

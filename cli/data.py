@@ -129,12 +129,16 @@ def judge_table(runs, out, png):
     from mlx_lc import judge as judge_lib
     from mlx_lc.io import atomic_write_text, check_out, read_json
 
+    png = judge_lib.png_path(png) if png else None  # a bad suffix fails before any output
     summaries, inputs = {}, []
     for run in runs:
         method, sep, folder = run.partition("=")
         if not sep or not method or not folder:
             raise click.BadParameter(f"expected METHOD=FOLDER, got {run!r}")
-        summaries[method] = read_json(Path(folder) / "judge_summary.json")
+        summary = read_json(Path(folder) / "judge_summary.json")
+        if not isinstance(summary, dict):  # hand-edited or another tool's file
+            raise MlxLcError(f"{Path(folder) / 'judge_summary.json'}: expected a JSON object, got {type(summary).__name__}")
+        summaries[method] = summary
         inputs += [folder, Path(folder) / "judge_summary.json"]
     if out:
         check_out(out, inputs)

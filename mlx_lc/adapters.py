@@ -114,13 +114,29 @@ def validate(lora: LoRA, model: nn.Module, model_name: str | None = None) -> Non
 
 # ---------------------------------------------------------------- mlx-lm format
 
-def read_mlx(path: Path) -> LoRA:
+def _config(path: Path) -> dict:
     cfg = read_json(path / MLX_CONFIG)
+    if not isinstance(cfg, dict):  # hand-edited: say which file, not "'list' object has no attribute"
+        raise MlxLcError(f"{path / MLX_CONFIG}: expected a JSON object, got {type(cfg).__name__}")
+    return cfg
+
+
+def _number(value, what: str, path: Path, cast=float):
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return cast(value)
+    except (TypeError, ValueError):
+        raise MlxLcError(f"{path / MLX_CONFIG}: {what} must be a number, got {value!r}") from None
+
+
+def read_mlx(path: Path) -> LoRA:
+    cfg = _config(path)
     kind = cfg.get("fine_tune_type", "lora")
     if kind != "lora":
         raise MlxLcError(f"{path}: fine_tune_type {kind!r} is not supported (LoRA only)")
     params = cfg.get("lora_parameters") or {}
-    if "scale" not in params:
+    if not isinstance(params, dict) or "scale" not in params:
         raise MlxLcError(f"{path}/{MLX_CONFIG}: lora_parameters.scale is missing")
     tensors = load_safetensors(path / MLX_WEIGHTS)
     factors, stray = {}, []
@@ -141,7 +157,9 @@ def read_mlx(path: Path) -> LoRA:
     if not factors:
         raise MlxLcError(f"{path}: no LoRA tensors in {MLX_WEIGHTS}")
     meta = cfg.get("mlx_lc", {})
-    return LoRA(factors, float(params["scale"]), base_model=cfg.get("model"),
+    if not isinstance(meta, dict):
+        raise MlxLcError(f"{path / MLX_CONFIG}: 'mlx_lc' must be an object, got {type(meta).__name__}")
+    return LoRA(factors, _number(params["scale"], "lora_parameters.scale", path), base_model=cfg.get("model"),
                 base_arch=meta.get("base_arch"), source=str(path), meta=meta)
 
 
@@ -174,7 +192,7 @@ _PEFT_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<mod>.+)\.lora_(?P<ab>[AB])
 
 def read_peft(path: Path) -> LoRA:
     """Read a PEFT LoRA (Llama/Qwen2 module names equal mlx-lm's after the prefix)."""
-    cfg = read_json(path / MLX_CONFIG)
+    cfg = _config(path)
     if cfg.get("peft_type", "LORA") != "LORA":
         raise MlxLcError(f"{path}: peft_type {cfg.get('peft_type')!r} is not supported (LORA only)")
     for flag, why in (("use_dora", "DoRA"), ("fan_in_fan_out", "fan_in_fan_out (Conv1D) layers")):
@@ -182,7 +200,12 @@ def read_peft(path: Path) -> LoRA:
             raise MlxLcError(f"{path}: {why} adapters are not supported")
     if cfg.get("modules_to_save"):
         raise MlxLcError(f"{path}: modules_to_save {cfg['modules_to_save']} (full weights) are not supported")
-    r, alpha = int(cfg["r"]), float(cfg.get("lora_alpha", cfg["r"]))
+    if "r" not in cfg:
+        raise MlxLcError(f"{path / MLX_CONFIG}: the LoRA rank 'r' is missing")
+    r = _number(cfg["r"], "'r'", path, int)
+    alpha = _number(cfg.get("lora_alpha", r), "'lora_alpha'", path)
+    if r < 1:
+        raise MlxLcError(f"{path / MLX_CONFIG}: 'r' must be at least 1, got {r}")
     rank_pattern, alpha_pattern = cfg.get("rank_pattern") or {}, cfg.get("alpha_pattern") or {}
     rs = bool(cfg.get("use_rslora"))
 

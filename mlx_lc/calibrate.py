@@ -34,7 +34,7 @@ class CalibrateConfig:
 
 def prepare(model: nn.Module, loras: list, cfg: CalibrateConfig):
     """Merge, wrap the layers, and leave only the calibration trainable. -> (merged, calibration)."""
-    merged = merge(loras, cfg.merge)
+    merged = merge(loras, cfg.merge, "a calibration is trained on their linear merge: use adapters of one rank")
     calib = Calibration(cfg.calibration, calib_io.module_shapes(merged))
     calib_io.apply(model, merged, calib)
     model.freeze()

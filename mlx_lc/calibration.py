@@ -191,7 +191,30 @@ def read_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_dir():
         raise MlxLcError(f"calibration folder not found: {path}")
-    return read_json(path / CONFIG)
+    raw = read_json(path / CONFIG)
+    # A hand-edited file with the wrong types would otherwise fail later as an internal error.
+    where = f"{path / CONFIG}"
+    if not isinstance(raw, dict):
+        raise MlxLcError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    if not isinstance(raw.get("merge", {}), dict):
+        raise MlxLcError(f"{where}: 'merge' must be an object")
+    sources = raw.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(x, dict) for x in sources):
+        raise MlxLcError(f"{where}: 'sources' must be a list of objects")
+    return raw
+
+
+def check_sources(path: str | Path, loras: list[LoRA]) -> None:
+    """The given adapters against those the calibration was trained on, before they are merged:
+    merging other adapters with its recorded merge fails first, about weights or ranks."""
+    recorded = read_config(path).get("sources", [])
+    names = ", ".join(str(x.get("path") or "?") for x in recorded)
+    if recorded and len(recorded) != len(loras):
+        raise MlxLcError(f"{path} was trained for {len(recorded)} adapters ({names}), got {len(loras)}")
+    rec = Counter(x.get("sha256") for x in recorded if x.get("sha256"))
+    given = Counter(l.meta.get("sha256") for l in loras if l.meta.get("sha256"))
+    if rec and given and rec != given:
+        raise MlxLcError(f"{path} was trained for other adapters (sha256 of the sources differ): {names}")
 
 
 def load(path: str | Path, merged: LoRA) -> Calibration:
@@ -202,6 +225,8 @@ def load(path: str | Path, merged: LoRA) -> Calibration:
         cfg = CalibrationConfig(raw["variant"], raw.get("mode", "scale"), int(raw.get("rank", 4)))
     except KeyError as e:
         raise MlxLcError(f"{path}/{CONFIG}: missing field {e}") from None
+    except (TypeError, ValueError) as e:  # "rank": "abc"
+        raise MlxLcError(f"{path}/{CONFIG}: bad field ({e})") from None
     recorded = Counter(s.get("sha256") for s in raw.get("sources", []) if s.get("sha256"))
     given = Counter(s.get("sha256") for s in merged.meta.get("sources", []) if s.get("sha256"))
     if recorded and given and recorded != given:

@@ -417,6 +417,9 @@ def rewrite_report(out: str | Path) -> dict:
 
     out = Path(out)
     results = read_json(out / "results.json")
+    if not isinstance(results, dict) or not isinstance(results.get("runs"), list):
+        # e.g. an `mlx-lc eval` folder, whose results.json is one method's report
+        raise MlxLcError(f"{out} is not a demo results folder ({out / 'results.json'} has no 'runs')")
 
     def again(path: Path) -> dict:
         if not path.exists():

@@ -199,6 +199,34 @@ def multi_step(model, tokenizer, primary, secondary, rows: Sequence[dict], cfg: 
     return outputs
 
 
+def check_rows(rows: Sequence[dict], data: str | Path, multi: bool = False) -> None:
+    """Every row's task (and frame, for the judge) checked up front: a bad last row must not
+    cost a whole run of generation before it fails."""
+    from .world.frames import Frame
+    from .world.judge import target
+
+    for i, row in enumerate(rows, 1):
+        task = row.get("task")
+        if task is None:
+            raise MlxLcError(f"{data}: row {i} has no 'task' field (eval needs it for the metric and the judge)")
+        if not isinstance(task, str):
+            raise MlxLcError(f"{data}: row {i}: 'task' must be a string, got {task!r}")
+        try:
+            t = tasks.get(task)
+            if multi and (not isinstance(t, tasks.Composition) or not isinstance(row.get("input"), str)):
+                raise MlxLcError(f"--multi-step needs composition rows with a string 'input' field (task {task!r})")
+            frame = row.get("frame")
+            if frame is not None:
+                if not isinstance(frame, dict):
+                    raise MlxLcError(f"'frame' must be an object, got {type(frame).__name__}")
+                Frame.from_dict(frame)
+                target(task, frame.get("kind"))
+        except MlxLcError as e:
+            raise MlxLcError(f"{data}: row {i}: {e}") from None
+        except (TypeError, ValueError) as e:  # a frame with values of the wrong type
+            raise MlxLcError(f"{data}: row {i}: malformed frame ({e})") from None
+
+
 def evaluate(model_path: str, data: str | Path, adapters: Sequence[str | Path] = (), merge: str = "linear",
              calibration: str | Path | None = None, multi: bool = False, cfg: EvalConfig | None = None) -> dict:
     """Generate for every row of `data` with one method and score it. -> report dict."""
@@ -208,7 +236,10 @@ def evaluate(model_path: str, data: str | Path, adapters: Sequence[str | Path] =
     from .train import read_jsonl
 
     cfg = cfg or EvalConfig()
-    rows = read_jsonl(data)[: cfg.limit or None]
+    if cfg.limit is not None and cfg.limit < 1:  # 0 and negatives would be read as "all" or "all but N"
+        raise MlxLcError(f"--limit must be at least 1, got {cfg.limit}")
+    rows = read_jsonl(data)[: cfg.limit]
+    check_rows(rows, data, multi)
     model, tok = load_base(model_path)
     if multi:
         if len(adapters) != 2 or calibration:

@@ -20,17 +20,58 @@ from .errors import MlxLcError
 from .merge import MergeConfig, merge
 
 
+def _in_hf_cache(repo: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo, "config.json"), str)
+    except Exception:  # not a valid repo id, or no cache: either way not cached
+        return False
+
+
+def check_model_name(model: str) -> None:
+    """Refuse, in one line, a model that is neither a folder nor possibly a hub repo id.
+    Without this a typo'd folder reaches the hub client and fails as "Repo id must use
+    alphanumeric chars" or a network error, which hides that the folder does not exist."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return
+    if path.exists():
+        raise MlxLcError(f"model not found: {model} is a file, not a model folder")
+    if model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or model.endswith("/"):
+        raise MlxLcError(f"model not found: {model} (no such folder)")
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        raise MlxLcError(f"model not found: {model} (no such folder, and not a Hugging Face repo id)") from None
+
+
 def load_base(model: str, lazy: bool = False):
     """mlx_lm.load with one-line errors (missing folder, unreachable hub, no safetensors)."""
     import mlx_lm
 
+    check_model_name(model)
+    local = Path(model).expanduser()
     try:
-        return mlx_lm.load(model, lazy=lazy)
-    except FileNotFoundError as e:
-        raise MlxLcError(f"cannot load model {model!r}: {str(e).splitlines()[0]}") from None
+        return mlx_lm.load(str(local) if local.is_dir() else model, lazy=lazy)
     except Exception as e:  # hub errors, bad configs: one line is enough for a user
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not local.exists() and not _in_hf_cache(model):
+            raise MlxLcError(f"model not found: {model} (no such folder, and not in the Hugging Face cache; "
+                             f"download failed: {msg})") from None
         raise MlxLcError(f"cannot load model {model!r}: {msg}") from None
+
+
+def check_sampling(temp: float = 0.0, top_p: float = 0.0, min_p: float = 0.0, top_k: int = 0) -> None:
+    """mlx-lm accepts some nonsense silently (a negative temperature, top-p 2) and fails on other
+    (min-p -1) deep inside; refuse all of it before a model is loaded. 0 turns a filter off."""
+    checks = (("--temp", temp, temp >= 0, ">= 0 (0: greedy)"), ("--top-p", top_p, 0 <= top_p <= 1, "in [0, 1] (0: off)"),
+              ("--min-p", min_p, 0 <= min_p <= 1, "in [0, 1] (0: off)"), ("--top-k", top_k, top_k >= 0, ">= 0 (0: off)"))
+    for name, value, ok, want in checks:
+        if not ok:  # NaN fails every comparison, so it lands here too
+            raise MlxLcError(f"{name} must be {want}, got {value}")
 
 
 class LoRALayer(nn.Module):
@@ -94,6 +135,7 @@ def compose(model: nn.Module, adapter_paths: Sequence[str | Path], merge_cfg: Me
         return None
     loras = adapters_io.load_for(model, adapter_paths, model_name)
     if calibration is not None:
+        calib_io.check_sources(calibration, loras)
         recorded = calib_io.read_config(calibration).get("merge", {})
         cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
         merged = merge(loras, cfg)
@@ -130,6 +172,7 @@ def stream(model, tokenizer, text: str, task: str | None = None, max_tokens: int
 
     if max_tokens < 1:
         raise MlxLcError(f"max_tokens must be at least 1, got {max_tokens}")
+    check_sampling(temp, top_p, min_p, top_k)
     prompt = tasks.format_prompt(tokenizer, tasks.get(task) if task else None, text)
     if seed is not None:
         mx.random.seed(seed)

@@ -138,9 +138,14 @@ def input_from_prompt(task: str, prompt: str) -> str | None:
 def read_outputs(path: str | Path) -> list[dict]:
     """Rows from JSON lines, a JSON list, or {"examples": [...]} (as `mlx-lc eval` writes per example)."""
     path = Path(path)
+    if path.is_dir():
+        raise MlxLcError(f"{path} is a folder; give the file of outputs (e.g. {path / 'examples.jsonl'})")
     if not path.is_file():
         raise MlxLcError(f"missing file: {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise MlxLcError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
         data = json.loads(text) if text.lstrip()[:1] in ("[", "{") and not _looks_jsonl(text) else None
     except json.JSONDecodeError:
@@ -182,6 +187,8 @@ def judge(rows: list[dict], cfg: JudgeConfig) -> tuple[list[dict], dict]:
     """Verdict records per row and a summary per sub-task and task group."""
     from .data import generation
 
+    if cfg.max_tokens < 1 or cfg.batch_size < 1:  # before the judge model is loaded, not after
+        raise MlxLcError(f"--max-tokens and --batch-size must be at least 1, got {cfg.max_tokens} and {cfg.batch_size}")
     rubrics = load_rubrics()
     records, messages = [], []
     for i, row in enumerate(rows):
@@ -244,6 +251,22 @@ def table(summaries: dict[str, dict], paper: bool = True) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def png_path(path: str | Path) -> Path:
+    """The file `plot` will write: matplotlib adds ".png" to a name without a suffix (we report
+    that name, not the one given) and refuses suffixes it has no writer for (checked up front)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MlxLcError("plotting needs matplotlib: pip install 'mlx-lc[eval]'") from None
+    path = Path(path)
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    fmt = path.suffix[1:].lower()
+    if fmt not in Figure().canvas.get_supported_filetypes():
+        raise MlxLcError(f"--png {path}: matplotlib cannot write .{fmt} files; use .png, .svg or .pdf")
+    return path
+
+
 def plot(summaries: dict[str, dict], path: str | Path) -> Path:
     """Grouped bar chart of judge pass rates per task group, with the paper's LC++ and multi-step as lines."""
     try:
@@ -255,6 +278,7 @@ def plot(summaries: dict[str, dict], path: str | Path) -> Path:
         raise MlxLcError("plotting needs matplotlib: pip install 'mlx-lc[eval]'") from None
     import numpy as np
 
+    path = png_path(path)
     methods, x = list(summaries), np.arange(len(tasks.GROUPS))
     width = 0.8 / max(len(methods), 1)
     fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(methods) + 4), 4.2))
@@ -274,4 +298,4 @@ def plot(summaries: dict[str, dict], path: str | Path) -> Path:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return Path(path)
+    return path

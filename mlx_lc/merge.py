@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import mlx.core as mx
@@ -16,7 +17,7 @@ class MergeConfig:
     method: str = "linear"
     weights: list[float] | None = None  # default: 1/N each for linear, 1 each otherwise
     density: float = 0.5  # ties / dare / magnitude_prune: fraction of entries kept
-    rank: int | None = None  # svd and delta-level methods: output rank (default: sum of ranks)
+    rank: int | None = None  # svd and delta-level methods: output rank (None: sum of ranks)
     seed: int = 0  # dare's random drops
 
 
@@ -33,8 +34,13 @@ def default_weights(method: str, n: int) -> list[float]:
     return [1.0 / n] * n if method == "linear" else [1.0] * n
 
 
-def merge(loras: list[LoRA], cfg: MergeConfig | None = None) -> LoRA:
-    """Merge adapters into one LoRA. A single adapter with weight 1 comes back unchanged."""
+MIXED_RANK_HINT = "use --method cat or svd"
+
+
+def merge(loras: list[LoRA], cfg: MergeConfig | None = None, mixed_rank_hint: str = MIXED_RANK_HINT) -> LoRA:
+    """Merge adapters into one LoRA. A single adapter with weight 1 comes back unchanged.
+    `mixed_rank_hint` ends the error for a linear merge of mixed ranks: the way out depends on
+    the command (fold and calibrate have no --method)."""
     cfg = cfg or MergeConfig()
     if cfg.method not in METHODS:
         raise MlxLcError(f"unknown merge method {cfg.method!r}; choose from {', '.join(METHODS)}")
@@ -44,14 +50,23 @@ def merge(loras: list[LoRA], cfg: MergeConfig | None = None) -> LoRA:
     weights = list(cfg.weights) if cfg.weights is not None else default_weights(cfg.method, n)
     if len(weights) != n:
         raise MlxLcError(f"{len(weights)} weights given for {n} adapters")
+    if not all(math.isfinite(w) for w in weights):  # a NaN weight writes a NaN adapter
+        raise MlxLcError(f"weights must be finite numbers, got {weights}")
     if method.uses_density and not 0.0 < cfg.density <= 1.0:
         raise MlxLcError(f"density must be in (0, 1], got {cfg.density}")
     ranks = [l.rank for l in loras]
     if cfg.method == "linear" and len(set(ranks)) > 1:
-        raise MlxLcError(f"linear merge needs adapters of one rank, got ranks {ranks}; use cat or svd")
+        raise MlxLcError(f"linear merge needs adapters of one rank, got ranks {ranks}; {mixed_rank_hint}")
+    if cfg.rank is not None and cfg.rank < 1:  # 0 used to mean "the default" silently
+        raise MlxLcError(f"--rank must be at least 1 (leave it out for the sum of ranks), got {cfg.rank}")
     rank = cfg.rank or sum(ranks)
-    if rank < 1:
-        raise MlxLcError(f"rank must be positive, got {rank}")
+    if method.uses_rank and cfg.rank:
+        # Past this every extra column is zero padding (--rank 100000 wrote 782 MB of zeros):
+        # svd's exact merge has the sum of ranks; a dense update at most min(in, out) per layer.
+        dims = [min(a.shape[0], b.shape[1]) for l in loras for a, b in l.factors.values()]
+        most = min(sum(ranks), max(dims)) if method.level == "factor" else max(dims)
+        if rank > most:
+            raise MlxLcError(f"--rank {rank} is more than {cfg.method} can use here (at most {most})")
     scale = loras[0].scale  # output scale; other adapters' scales are absorbed into their b
 
     paths = sorted(set().union(*(l.factors for l in loras)))

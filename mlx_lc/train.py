@@ -63,17 +63,23 @@ def read_jsonl(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise MlxLcError(f"data file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise MlxLcError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    # a JSON array (one big list) is the usual mistake; its rows would fail one by one below
+    hint = "; expected JSON Lines (one object per line), not a JSON array" if text.lstrip().startswith("[") else ""
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise MlxLcError(f"{path}:{n}: not JSON ({e.msg})") from None
+            raise MlxLcError(f"{path}:{n}: not JSON ({e.msg}){hint}") from None
         if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) \
                 or not isinstance(row.get("completion"), str):
-            raise MlxLcError(f"{path}:{n}: each row needs string fields 'prompt' and 'completion'")
+            raise MlxLcError(f"{path}:{n}: each row needs string fields 'prompt' and 'completion'{hint}")
         rows.append(row)
     if not rows:
         raise MlxLcError(f"{path}: no rows")

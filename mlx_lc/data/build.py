@@ -191,6 +191,39 @@ def _row(task: str, ex: Example, target: str, primary_target: str | None = None)
     return row
 
 
+def _source_of(task: str, cfg: BuildConfig) -> str:
+    if "+" in task:
+        return f"generation for {task}"
+    if task in tasks.TONES:
+        return "tone"
+    return {"summarize": "dialogsum", "reply": "spc"}.get(task, "ted")
+
+
+def _check_not_empty(cfg: BuildConfig, sets: dict, report: Report) -> None:
+    """A source that yields nothing (a truncated tone table, every generation unusable) used to
+    give a 'successful' build with 0 rows; refuse it, naming the source and why rows were skipped.
+    A split asked to hold 0 rows (e.g. --comp-valid 0) may stay empty, and a tone table may cover
+    only some tones, so there only a table with no usable row at all is refused."""
+    asked_zero = {("compositional", "train"): cfg.comp_train, ("compositional", "valid"): cfg.comp_valid,
+                  ("compositional", "test"): cfg.comp_test, ("ted", "train"): cfg.ted_train,
+                  ("ted", "valid"): cfg.ted_valid, ("ted", "test"): cfg.ted_test,
+                  ("spc", "valid"): cfg.reply_valid, ("spc", "test"): cfg.reply_test}
+    top = max(report.counts().items(), key=lambda kv: kv[1], default=None)
+    why = f"; most skipped: {top[0]} ({top[1]} rows)" if top else ""
+    table = {n: per for n, per in sets.items() if cfg.tone_table and n.split("/", 1)[1] in tasks.TONES}
+    if table and not any(rows for per in table.values() for rows in per.values()):
+        raise MlxLcError(f"tone table {cfg.tone_table}: no usable rows{why}")
+    for name, per in sorted(sets.items()):
+        if name in table:
+            continue
+        kind, task = name.split("/", 1)
+        source = _source_of(task, cfg)
+        empty = [s for s, rows in per.items() if not rows
+                 and asked_zero.get(("compositional" if kind == "compositional" else source, s)) != 0]
+        if empty:
+            raise MlxLcError(f"{name}: no rows in {', '.join(empty)} from {source}{why}")
+
+
 def build(cfg: BuildConfig) -> dict:
     """Download, read, rewrite and write everything; returns the manifest."""
     unknown = [s for s in cfg.sources if s not in ALL_SOURCES]
@@ -218,6 +251,7 @@ def build(cfg: BuildConfig) -> dict:
         rows.append(_row(job.task, job.example, target,
                          job.source_text if kind == "compositional" else None))
 
+    _check_not_empty(cfg, sets, ctx.report)
     manifest = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "files": ctx.files,

@@ -41,11 +41,17 @@ class ExportConfig:
 
 
 def model_dir(model: str) -> Path:
-    if Path(model).is_dir():
-        return Path(model)
+    from ..generate import check_model_name
+
+    check_model_name(model)
+    if Path(model).expanduser().is_dir():
+        return Path(model).expanduser()
     from mlx_lm.utils import hf_repo_to_path
 
-    return Path(hf_repo_to_path(model))
+    try:  # export reads only the hub cache; a miss is a missing model, not an internal error
+        return Path(hf_repo_to_path(model))
+    except Exception:
+        raise MlxLcError(f"model not found: {model} (no such folder, and not in the Hugging Face cache)") from None
 
 
 def read_spec(model: str) -> tuple[dict, ModelSpec]:
@@ -100,6 +106,8 @@ def export(cfg: ExportConfig, progress: bool = True) -> dict:
         raise MlxLcError(f"--out must end in .mlpackage, got {out}")
     if cfg.quantize not in quantize.MODES:
         raise MlxLcError(f"unknown quantization {cfg.quantize!r}; choose from {', '.join(quantize.MODES)}")
+    if cfg.max_new_tokens < 1:  # it goes into the manifest; the app would generate nothing
+        raise MlxLcError(f"--max-new-tokens must be at least 1, got {cfg.max_new_tokens}")
     if not cfg.compositions:
         raise MlxLcError("nothing to export: give --adapter/--calibration with --task, --fused with --task, "
                          "or --composition NAME=...")
