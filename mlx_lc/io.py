@@ -99,6 +99,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file, or one line naming it: missing (`what` not found), a folder, not UTF-8."""
+    path = Path(path)
+    if path.is_dir():
+        raise MlxLcError(f"{path} is a folder, not a {what}")
+    if not path.is_file():
+        raise MlxLcError(f"{what} not found: {path}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise MlxLcError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def read_json(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import tasks
 from .errors import MlxLcError
-from .io import atomic_dir
+from .io import atomic_dir, read_text
 
 DEFAULT_JUDGE = "mlx-community/Meta-Llama-3.1-8B-Instruct-4bit"
 RUBRICS_PATH = Path(__file__).with_name("judge_rubrics.json")
@@ -140,12 +140,7 @@ def read_outputs(path: str | Path) -> list[dict]:
     path = Path(path)
     if path.is_dir():
         raise MlxLcError(f"{path} is a folder; give the file of outputs (e.g. {path / 'examples.jsonl'})")
-    if not path.is_file():
-        raise MlxLcError(f"missing file: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise MlxLcError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_text(path, "file of outputs")
     try:
         data = json.loads(text) if text.lstrip()[:1] in ("[", "{") and not _looks_jsonl(text) else None
     except json.JSONDecodeError:

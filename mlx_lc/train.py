@@ -23,7 +23,7 @@ from . import tasks
 from .adapters import LoRA
 from .errors import MlxLcError
 from .fit import Example, FitConfig, FitResult, fit
-from .io import atomic_dir, atomic_write_text, write_json
+from .io import atomic_dir, atomic_write_text, read_text, write_json
 from .tiny import TinyConfig, tiny_model_files
 
 # METHOD.md: rank 32, alpha 16 (mlx-lm scale = alpha / rank = 0.5), dropout 0.05, Adam, lr 5e-5.
@@ -61,12 +61,7 @@ def model_id(model_path: str) -> str:
 def read_jsonl(path: str | Path) -> list[dict]:
     """Rows with string `prompt` and `completion`; errors name the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise MlxLcError(f"data file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise MlxLcError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_text(path, "data file")
     # a JSON array (one big list) is the usual mistake; its rows would fail one by one below
     hint = "; expected JSON Lines (one object per line), not a JSON array" if text.lstrip().startswith("[") else ""
     rows = []
@@ -256,12 +251,7 @@ class PretrainConfig:
 def read_corpus(corpus: str | Path) -> str:
     """The corpus text; one-line errors for a missing, non-UTF-8 or blank file."""
     path = Path(corpus)
-    if not path.is_file():
-        raise MlxLcError(f"corpus not found: {corpus}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise MlxLcError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_text(path, "corpus")
     if not text.strip():
         raise MlxLcError(f"{path}: the corpus is empty")
     return text

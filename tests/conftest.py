@@ -39,6 +39,13 @@ def random_lora(model, rank=4, scale=0.5, seed=0, keys=KEYS, std=0.2, name="rand
     return LoRA(factors, scale, base_model="tiny", base_arch=model_arch(model), source=name)
 
 
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, tiny_model):
+    """Two random rank-4 adapter folders on the tiny model: what a calibration starts from."""
+    d = tmp_path_factory.mktemp("adapters")
+    return [write_mlx(random_lora(tiny_model[0], seed=s, rank=4, std=0.1), d / f"task{s}") for s in (1, 2)]
+
+
 @pytest.fixture
 def make_adapter(tmp_path, tiny_model):
     """Write a random adapter folder and return its path."""

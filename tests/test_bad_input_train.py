@@ -9,7 +9,6 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from mlx_lc import adapters
 from mlx_lc.cli import main
 from mlx_lc.errors import MlxLcError
 from mlx_lc.fit import FitConfig, fit
@@ -44,12 +43,6 @@ def assert_untouched(parent, out, before):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return toy_data.write(tmp_path_factory.mktemp("data") / "sum", "summarize", 16, 4)
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory, tiny_model):
-    d = tmp_path_factory.mktemp("adapters")
-    return [adapters.write_mlx(random_lora(tiny_model[0], seed=s, rank=4, std=0.1), d / f"task{s}") for s in (1, 2)]
 
 
 @pytest.fixture(scope="module")

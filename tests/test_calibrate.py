@@ -30,12 +30,6 @@ VARIANTS = [CalibrationConfig("lc", "scale"), CalibrationConfig("lc", "bias"), C
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory, tiny_model):
-    d = tmp_path_factory.mktemp("adapters")
-    return [adapters.write_mlx(random_lora(tiny_model[0], seed=s, rank=4, std=0.1), d / f"task{s}") for s in (1, 2)]
-
-
-@pytest.fixture(scope="module")
 def comp_data(tmp_path_factory):
     return toy_data.write(tmp_path_factory.mktemp("data") / "summarize+es", "summarize+es", 48, 16)
 

@@ -100,4 +100,4 @@ def test_judge_cli_bad_input_is_one_line(tiny, tmp_path):
     r = CliRunner().invoke(main, ["judge", "--model", tiny, "--data", str(data)])
     assert r.exit_code == 1 and "missing task" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(main, ["judge", "--model", tiny, "--data", str(tmp_path / "none.jsonl")])
-    assert r.exit_code == 1 and "missing file" in r.output
+    assert r.exit_code == 1 and "file of outputs not found" in r.output
