@@ -223,6 +223,14 @@ def test_export_max_new_tokens(fx, work):
     nothing_written(work)
 
 
+def test_export_refuses_to_replace_a_foreign_mlpackage_folder(fx, work):
+    (work / "e.mlpackage").mkdir()
+    (work / "e.mlpackage" / "keep.txt").write_text("mine")
+    r = invoke("export", "coreml", "-m", fx["model"], "-a", fx["a1"], "-t", "summarize+es", "-o", "e.mlpackage")
+    assert_one_line_error(r, "is not a Core ML package")
+    assert (work / "e.mlpackage" / "keep.txt").read_text() == "mine"
+
+
 def test_judge_table_png_prints_the_real_path(fx, work):
     pytest.importorskip("matplotlib")
     summary = {"judge": "m", "overall": {"unparseable": 0},

@@ -104,6 +104,9 @@ def export(cfg: ExportConfig, progress: bool = True) -> dict:
     out = Path(cfg.out)
     if out.suffix != ".mlpackage":
         raise MlxLcError(f"--out must end in .mlpackage, got {out}")
+    if out.exists() and not (out / "Manifest.json").is_file():
+        # _place swaps whatever is at --out for the new package: refuse anything that is not one
+        raise MlxLcError(f"{out} exists and is not a Core ML package (no Manifest.json); refusing to replace it")
     if cfg.quantize not in quantize.MODES:
         raise MlxLcError(f"unknown quantization {cfg.quantize!r}; choose from {', '.join(quantize.MODES)}")
     if cfg.max_new_tokens < 1:  # it goes into the manifest; the app would generate nothing
