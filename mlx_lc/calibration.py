@@ -208,13 +208,21 @@ def check_sources(path: str | Path, loras: list[LoRA]) -> None:
     """The given adapters against those the calibration was trained on, before they are merged:
     merging other adapters with its recorded merge fails first, about weights or ranks."""
     recorded = read_config(path).get("sources", [])
-    names = ", ".join(str(x.get("path") or "?") for x in recorded)
     if recorded and len(recorded) != len(loras):
-        raise MlxLcError(f"{path} was trained for {len(recorded)} adapters ({names}), got {len(loras)}")
+        raise MlxLcError(f"{path} was trained for {len(recorded)} adapters ({_names(recorded)}), got {len(loras)}")
+    _same_adapters(path, recorded, [l.meta.get("sha256") for l in loras])
+
+
+def _names(sources: list[dict]) -> str:
+    return ", ".join(str(x.get("path") or "?") for x in sources)
+
+
+def _same_adapters(path, recorded: list[dict], given_sha256: list) -> None:
+    """The recorded source adapters' hashes against the given ones (order free; unknown skipped)."""
     rec = Counter(x.get("sha256") for x in recorded if x.get("sha256"))
-    given = Counter(l.meta.get("sha256") for l in loras if l.meta.get("sha256"))
+    given = Counter(h for h in given_sha256 if h)
     if rec and given and rec != given:
-        raise MlxLcError(f"{path} was trained for other adapters (sha256 of the sources differ): {names}")
+        raise MlxLcError(f"{path} was trained for other adapters (sha256 of the sources differ): {_names(recorded)}")
 
 
 def load(path: str | Path, merged: LoRA) -> Calibration:
@@ -227,11 +235,7 @@ def load(path: str | Path, merged: LoRA) -> Calibration:
         raise MlxLcError(f"{path}/{CONFIG}: missing field {e}") from None
     except (TypeError, ValueError) as e:  # "rank": "abc"
         raise MlxLcError(f"{path}/{CONFIG}: bad field ({e})") from None
-    recorded = Counter(s.get("sha256") for s in raw.get("sources", []) if s.get("sha256"))
-    given = Counter(s.get("sha256") for s in merged.meta.get("sources", []) if s.get("sha256"))
-    if recorded and given and recorded != given:
-        raise MlxLcError(f"{path} was trained for other adapters (sha256 of the sources differ): "
-                         + ", ".join(s.get("path") or "?" for s in raw["sources"]))
+    _same_adapters(path, raw.get("sources", []), [s.get("sha256") for s in merged.meta.get("sources", [])])
     calib = Calibration(cfg, module_shapes(merged))
     tensors = load_safetensors(path / WEIGHTS)
     expected = calib.tensors()
