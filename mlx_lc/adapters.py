@@ -246,8 +246,14 @@ def read(path: str | Path) -> LoRA:
         raise MlxLcError(f"{path}: pickle weights (.bin/.pt) are refused; convert them to safetensors")
     else:
         raise MlxLcError(f"{path}: no {MLX_WEIGHTS} (mlx-lm) or {PEFT_WEIGHTS} (PEFT) found")
-    lora.meta.setdefault("sha256", sha256(path / (MLX_WEIGHTS if (path / MLX_WEIGHTS).exists() else PEFT_WEIGHTS)))
+    lora.meta.setdefault("sha256", sha256(weights_file(path)))
     return lora
+
+
+def weights_file(path: str | Path) -> Path:
+    """An adapter folder's weights: mlx-lm's file where there is one, else PEFT's."""
+    path = Path(path)
+    return path / (MLX_WEIGHTS if (path / MLX_WEIGHTS).exists() else PEFT_WEIGHTS)
 
 
 def load_for(model: nn.Module, paths, model_name: str | None = None) -> list[LoRA]:

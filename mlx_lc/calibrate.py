@@ -53,9 +53,7 @@ def _setup(model, model_path: str, loras: list, cfg: CalibrateConfig) -> dict:
 
 def _weights_hash(lora) -> str:
     # of the file itself: meta["sha256"] may be one copied from the adapter it was made from
-    src = Path(lora.source)
-    name = adapters_io.MLX_WEIGHTS if (src / adapters_io.MLX_WEIGHTS).exists() else adapters_io.PEFT_WEIGHTS
-    return sha256(src / name)[:16]
+    return sha256(adapters_io.weights_file(lora.source))[:16]
 
 
 def calibrate(model_path: str, adapter_paths: list[str | Path], data: str | Path, out: str | Path,
