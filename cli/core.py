@@ -73,11 +73,8 @@ def merged_adapter(model: str, adapters, method, weights, density, rank, seed, c
     m, _ = load_base(model, lazy=True)
     loras = adapters_io.load_for(m, adapters, model)
     if calibration is not None:
-        calib_io.check_sources(calibration, loras)
-        recorded = calib_io.read_config(calibration).get("merge", {})
-        cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
-        merged = merge_loras(loras, cfg)
-        return calib_io.fold(merged, calib_io.load(calibration, merged))
+        _, merged, calib = calib_io.merge_for(calibration, loras)
+        return calib_io.fold(merged, calib)
     return merge_loras(loras, MergeConfig(method, weights, density, rank, seed))
 
 

@@ -225,6 +225,19 @@ def _same_adapters(path, recorded: list[dict], given_sha256: list) -> None:
         raise MlxLcError(f"{path} was trained for other adapters (sha256 of the sources differ): {_names(recorded)}")
 
 
+def merge_for(path: str | Path, loras: list[LoRA]):
+    """-> (merge config, merged adapter, calibration): the adapters merged the way the calibration
+    at `path` was trained on (its recorded merge), after checking they are its source adapters.
+    What every user of a calibration (generate, fold/fuse, export) does first."""
+    from .merge import MergeConfig, merge
+
+    check_sources(path, loras)
+    recorded = read_config(path).get("merge", {})
+    cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
+    merged = merge(loras, cfg)
+    return cfg, merged, load(path, merged)
+
+
 def load(path: str | Path, merged: LoRA) -> Calibration:
     """Load a calibration and check it belongs to this merge (modules, shapes, source adapters)."""
     path = Path(path)

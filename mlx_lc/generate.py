@@ -135,13 +135,10 @@ def compose(model: nn.Module, adapter_paths: Sequence[str | Path], merge_cfg: Me
         return None
     loras = adapters_io.load_for(model, adapter_paths, model_name)
     if calibration is not None:
-        calib_io.check_sources(calibration, loras)
-        recorded = calib_io.read_config(calibration).get("merge", {})
-        cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
-        merged = merge(loras, cfg)
+        _, merged, calib = calib_io.merge_for(calibration, loras)
         # Folded: the same function as calibration.apply's layers, but a plain LoRA of rank r
         # (lc scale), r+1 (lc bias) or r+k (lc++), with none of the per-call calibration ops.
-        apply_lora(model, calib_io.fold(merged, calib_io.load(calibration, merged)))
+        apply_lora(model, calib_io.fold(merged, calib))
         return merged
     merged = merge(loras, merge_cfg or MergeConfig()) if len(loras) > 1 else loras[0]
     apply_lora(model, merged)

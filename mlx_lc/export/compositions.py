@@ -167,11 +167,7 @@ def resolve(spec: CompositionSpec, model, store: TensorStore, model_name: str) -
     sources = [str(p) for p in spec.adapters]
     calib = None
     if spec.calibration is not None:
-        calib_io.check_sources(spec.calibration, loras)
-        recorded = calib_io.read_config(spec.calibration).get("merge", {})
-        cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
-        merged = merge(loras, cfg)
-        calib = calib_io.load(spec.calibration, merged)
+        cfg, merged, calib = calib_io.merge_for(spec.calibration, loras)
     elif len(loras) > 1:
         cfg = MergeConfig("linear")
         # export has no --method: the way out is a merged adapter from `mlx-lc merge`
