@@ -22,7 +22,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from .adapters import LoRA, split_path
 from .errors import MlxLcError
-from .io import atomic_dir, load_safetensors, read_json, write_json
+from .io import atomic_dir, load_safetensors, read_json, shape_mismatches, write_json
 
 WEIGHTS, CONFIG = "calibration.safetensors", "calibration_config.json"
 VARIANTS = ("lc", "lc++")
@@ -252,10 +252,7 @@ def load(path: str | Path, merged: LoRA) -> Calibration:
     calib = Calibration(cfg, module_shapes(merged))
     tensors = load_safetensors(path / WEIGHTS)
     expected = calib.tensors()
-    errors = [f"{k}: missing" for k in sorted(set(expected) - set(tensors))]
-    errors += [f"{k}: unexpected" for k in sorted(set(tensors) - set(expected))]
-    errors += [f"{k}: shape {tuple(tensors[k].shape)}, expected {tuple(v.shape)}"
-               for k, v in sorted(expected.items()) if k in tensors and tensors[k].shape != v.shape]
+    errors = shape_mismatches(expected, tensors)
     if errors:
         raise MlxLcError(f"{path} does not fit the merged adapters: " + "; ".join(errors))
     calib.load_weights(list(tensors.items()))

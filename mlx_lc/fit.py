@@ -25,7 +25,7 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from .errors import MlxLcError
-from .io import atomic_write_text, load_safetensors
+from .io import atomic_write_text, load_safetensors, shape_mismatches
 
 Example = tuple[list[int], int]  # token ids, number of leading tokens without loss (the prompt)
 CKPT = "checkpoint"
@@ -374,12 +374,9 @@ def _load_checkpoint(ckpt: Path, model, opt, cfg: FitConfig, setup: dict):
     current, best = load_safetensors(ckpt / "current.safetensors"), load_safetensors(ckpt / "best.safetensors")
     # load_weights(strict=False) would take tensors of any shape (or none): a mismatch then
     # surfaced as a matmul error mid-run, or trained on silently.
-    want = {k: tuple(v.shape) for k, v in tree_flatten(model.trainable_parameters())}
+    want = dict(tree_flatten(model.trainable_parameters()))
     for name, tensors in (("current", current), ("best", best)):
-        have = {k: tuple(v.shape) for k, v in tensors.items()}
-        wrong = [f"{k} missing" for k in want if k not in have]
-        wrong += [f"{k} not in the model" for k in have if k not in want]
-        wrong += [f"{k} {have[k]} vs the model's {want[k]}" for k in want if k in have and have[k] != want[k]]
+        wrong = shape_mismatches(want, tensors)
         if wrong:
             more = f" (and {len(wrong) - 3} more)" if len(wrong) > 3 else ""
             raise MlxLcError(f"cannot resume {ckpt}: {name}.safetensors does not fit the model: "

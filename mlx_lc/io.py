@@ -99,6 +99,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def shape_mismatches(expected: dict[str, mx.array], tensors: dict[str, mx.array]) -> list[str]:
+    """What keeps `tensors` from loading into parameters shaped like `expected`: missing names,
+    unexpected names, wrong shapes (load_weights(strict=False) would take them silently)."""
+    errors = [f"{k}: missing" for k in sorted(set(expected) - set(tensors))]
+    errors += [f"{k}: unexpected" for k in sorted(set(tensors) - set(expected))]
+    errors += [f"{k}: shape {tuple(tensors[k].shape)}, expected {tuple(v.shape)}"
+               for k, v in sorted(expected.items()) if k in tensors and tensors[k].shape != v.shape]
+    return errors
+
+
 def read_text(path: str | Path, what: str = "file") -> str:
     """A UTF-8 text file, or one line naming it: missing (`what` not found), a folder, not UTF-8."""
     path = Path(path)
