@@ -13,13 +13,17 @@ import sys
 import click
 
 import mlx_lc  # noqa: F401  (loads the optimised BLAS before anything imports mlx)
+from mlx_lc import _blas
 from mlx_lc.errors import MlxLcError
+
+BLAS_HINT_AFTER_S = 10.0  # a command still running by then is one where a 30x slower BLAS matters
 
 
 class Group(click.Group):
     """Turn library errors into one clean line instead of a traceback."""
 
     def invoke(self, ctx):
+        timer = _blas.hint_after(BLAS_HINT_AFTER_S)
         try:
             return super().invoke(ctx)
         except MlxLcError as e:
@@ -32,6 +36,9 @@ class Group(click.Group):
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise click.ClickException(f"internal error: {type(e).__name__}: {first} "
                                        "(set MLX_LC_DEBUG=1 for the traceback)") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

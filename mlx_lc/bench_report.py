@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import tempfile
+import textwrap
 from pathlib import Path
 
 from .io import check_out_path
@@ -73,14 +74,19 @@ def plot(result: dict, path: Path) -> bool:
     for y, r in zip(ys, rows):
         if r["target"] is not None:
             ax.plot([r["target"]] * 2, [y - 0.4, y + 0.4], color="black", lw=2)
+        # the value, right of its whisker and target tick, so it never sits on either
+        right = max(r["ratio"], r["ratio_max"], r["target"] or 0)
+        ax.text(right * 1.08, y, f"{r['ratio']:.2f}x", va="center", fontsize=7)
     ax.set_yticks(list(ys), [r["id"] for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    if rows:  # room on the right for the value labels
+        ax.set_xlim(right=max(max(r["ratio"], r["ratio_max"], r["target"] or 0) for r in rows) * 2.2)
     ax.set_xlabel("ratio (median over rounds; bar: min-max; black tick: target)")
-    ax.set_title(f"mlx-lc bench: {result.get('model', {}).get('name', '')}", fontsize=9)
+    ax.set_title(textwrap.fill(f"mlx-lc bench: {result.get('model', {}).get('name', '')}", 110), fontsize=9)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     os.replace(tmp, path)  # never a half-written picture
     return True

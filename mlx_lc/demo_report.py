@@ -7,6 +7,7 @@ import json
 import platform
 import shutil
 import statistics
+import textwrap
 from pathlib import Path
 
 from . import tasks
@@ -21,7 +22,7 @@ _PAPER_NAMES = {"zero-shot": "zero-shot", "primary": "primary-task LoRA", "linea
                 "joint expert": "joint-expert LoRA", "lc-scale": "LC", "lc-bias": "LC", "lc++": "LC++"}
 PAPER = {ours: PAPER_TABLE1[theirs] for ours, theirs in _PAPER_NAMES.items()}
 PASSES = {"multi-step": 2}
-TARGETS = {"merges": 0.25, "lc": 0.85, "lc++": 0.95}  # fraction of multi-step's judge score (issue 3)
+TARGETS = {"merges": 0.25, "lc": 0.85, "lc++": 0.95}  # fraction of multi-step's judge score
 
 
 def group_of(subtask: str) -> str:
@@ -51,6 +52,16 @@ def aggregate(results: dict, key: str = "judge_pass") -> dict[str, dict[str, dic
     return table
 
 
+def group_label(group: str, subtasks: list[str]) -> str:
+    """A chart's name for a group: the group, then the sub-tasks averaged in it
+    ("sum+trans" over "summarize+es, +fr, +de")."""
+    subs = [s for s in subtasks if group_of(s) == group]
+    if not subs:
+        return group
+    names = ", ".join([subs[0]] + ["+" + s.split("+", 1)[1] for s in subs[1:]])
+    return group + "\n" + textwrap.fill(names, 24)
+
+
 def _cell(c: dict | None) -> str:
     if not c:
         return "—"
@@ -58,7 +69,7 @@ def _cell(c: dict | None) -> str:
 
 
 def targets(table: dict, groups: list[str]) -> list[dict]:
-    """Each method's score as a fraction of multi-step's, per group, against the issue's targets."""
+    """Each method's score as a fraction of multi-step's, per group, against TARGETS."""
     rows = []
     for g in groups:
         ms = table.get("multi-step", {}).get(g, {}).get("mean")
@@ -89,7 +100,7 @@ def markdown(results: dict) -> str:
         f"Preset `{results['preset']}`; sub-tasks: {', '.join(cfg['subtasks'])}; seeds: "
         f"{', '.join(map(str, results['seeds']))}"
         + (" (**one seed: no spread**)" if n_seeds == 1 else f" (mean ± std over {n_seeds} seeds)") + ".",
-        _wall(results) + f" on {platform.machine()} "
+        _wall(results) + f" on {results.get('arch', platform.machine())} "
         f"({results.get('machine', platform.platform())}), {results.get('workers', 1)} training process(es) at once.",
         f"Base model: {run0['base_params']:,} parameters (hidden {cfg['model']['hidden']}, {cfg['model']['layers']} layers), "
         f"pretrained from scratch on the world's corpus for {run0['training']['pretrain']['steps']:,} steps"
@@ -117,7 +128,7 @@ def markdown(results: dict) -> str:
               f"A single-task LoRA here has {params['single LoRA']:,} parameters. "
               "The paper's LC row stands for both of our LC modes.", ""]
 
-    lines += ["## Targets (issue 3): judge score as a fraction of multi-step's", "",
+    lines += ["## Targets: judge score as a fraction of multi-step's", "",
               "| group | method | ours | target | met |", "|---|---|---|---|---|"]
     for t in targets(table, groups):
         lines.append(f"| {t['group']} | {t['method']} | {100 * t['ratio']:.0f}% | {t['direction']} "
@@ -246,6 +257,11 @@ def _lrs(cfg: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in lrs.items()) if lrs else str(cfg["calib"]["lr"])
 
 
+def _seeds_note(results: dict) -> str:
+    seeds = results["seeds"]
+    return f" (seed {seeds[0]})" if len(seeds) == 1 else f" (mean over seeds {', '.join(map(str, seeds))})"
+
+
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
 
@@ -255,18 +271,24 @@ def write_results(results: dict, out: Path) -> None:
     from .demo import METHODS
 
     out.mkdir(parents=True, exist_ok=True)
+    # where the run ran, kept so that a report rewritten elsewhere (--report-only) still says so
+    results.setdefault("arch", platform.machine())
+    results.setdefault("machine", platform.platform())
     table = aggregate(results)
     results["table"] = table
     results["targets"] = targets(table, [g for g in tasks.GROUPS if any(g in v for v in table.values())])
     atomic_write_text(out / "results.json", json.dumps(results, indent=1, ensure_ascii=False))
     atomic_write_text(out / "results.md", markdown(results))
     groups = [g for g in tasks.GROUPS if any(g in v for v in table.values())]
-    plots.grouped_bars(groups, {m: [table[m].get(g, {}).get("mean") for g in groups] for m in METHODS if m in table},
-                       out / "results.png", "judge pass % per task group", "judge pass %")
+    subtasks = list(dict.fromkeys(sub for run in results["runs"] for sub in run["scores"]))
+    labels = [group_label(g, subtasks) for g in groups]
+    seeds = _seeds_note(results)
+    plots.grouped_bars(labels, {m: [table[m].get(g, {}).get("mean") for g in groups] for m in METHODS if m in table},
+                       out / "results.png", f"Judge pass % per task group{seeds}", "judge pass %")
     metric = aggregate(results, "score")
-    plots.grouped_bars(groups, {m: [metric[m].get(g, {}).get("mean") for g in groups] for m in METHODS if m in metric},
-                       out / "results-rouge.png", "ROUGE per task group (ROUGE-L: summaries; weighted ROUGE: replies)",
-                       "ROUGE x100")
+    plots.grouped_bars(labels, {m: [metric[m].get(g, {}).get("mean") for g in groups] for m in METHODS if m in metric},
+                       out / "results-rouge.png",
+                       f"ROUGE per task group (ROUGE-L: summaries; weighted ROUGE: replies){seeds}", "ROUGE x100")
     curves = out / "curves"
     for run in results["runs"]:
         work = out / "work" / f"seed{run['seed']}"

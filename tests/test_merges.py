@@ -83,6 +83,47 @@ def test_ties_elects_sign_and_averages_agreeing_entries():
     assert np.allclose(out, [[2.0, -2.0, 2.0]])
 
 
+def peft_ties_reference(deltas, weights, density):
+    """PEFT's merge_utils.ties in numpy: trim each task tensor to its top-`density` magnitudes, elect
+    the sign from the sum of the trimmed (unweighted) tensors, then weight them and average the
+    entries that agree with it, dividing by how many agree."""
+    trimmed = []
+    for d in deltas:
+        if density < 1:
+            keep = np.zeros(d.size)
+            keep[np.argsort(-np.abs(d).ravel())[: int(density * d.size)]] = 1
+            d = d * keep.reshape(d.shape)
+        trimmed.append(d)
+    trimmed = np.stack(trimmed)
+    agree = np.sign(trimmed) == np.where(trimmed.sum(axis=0) >= 0, 1, -1)
+    w = np.array(weights).reshape(-1, *[1] * (trimmed.ndim - 1))
+    return (trimmed * w * agree).sum(axis=0) / np.maximum(agree.sum(axis=0), 1)
+
+
+@pytest.mark.parametrize("density", [1.0, 0.5])
+def test_ties_matches_peft_with_unequal_weights(density):
+    deltas = [np.array(a @ b) for a, b in (factors(6), factors(7))]
+    # with weights 1 and 0.5 the weighted and unweighted totals disagree in sign on many entries
+    want = peft_ties_reference(deltas, [1.0, 0.5], density)
+    got = np.array(ties([mx.array(d) for d in deltas], [1.0, 0.5], density))
+    assert np.allclose(got, want, atol=1e-5)
+
+
+def test_ties_weight_scales_the_update_not_its_vote():
+    d1, d2 = mx.array([[1.0, 2.0]]), mx.array([[-3.0, -1.0]])
+    out = np.array(ties([d1, d2], [1.0, 0.25], density=1.0))
+    # column 0: unweighted total -2 elects -, so only d2's weighted -0.75 counts (not d1's 1);
+    # column 1: total +1 elects +, d1's 2 alone
+    assert np.allclose(out, [[-0.75, 2.0]])
+
+
+def test_dare_ties_elects_the_sign_as_peft_does():
+    # at density 1 nothing is dropped, so PEFT's dare_ties is its ties
+    deltas = [np.array(a @ b) for a, b in (factors(6), factors(7))]
+    got = dare_ties([mx.array(d) for d in deltas], [1.0, 0.5], 1.0, seed=0)
+    assert np.allclose(np.array(got), peft_ties_reference(deltas, [1.0, 0.5], 1.0), atol=1e-5)
+
+
 def test_ties_of_identical_updates_is_that_update():
     a, b = factors(4)
     d = a @ b

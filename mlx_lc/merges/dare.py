@@ -4,7 +4,7 @@ with probability 1 - density and rescale the survivors by 1/density, then merge 
 
 import mlx.core as mx
 
-from .ties import disjoint_merge, majority_sign_mask
+from .ties import disjoint_merge, majority_sign_mask, weighted
 
 
 def random_prune(x: mx.array, density: float, key: mx.array) -> mx.array:
@@ -14,16 +14,16 @@ def random_prune(x: mx.array, density: float, key: mx.array) -> mx.array:
     return mx.where(keep, x / density, 0.0)
 
 
-def _pruned(deltas, weights, density, seed):
+def _pruned(deltas, density, seed):
     keys = mx.random.split(mx.random.key(seed), len(deltas))
-    return mx.stack([w * random_prune(d.astype(mx.float32), density, keys[i])
-                     for i, (w, d) in enumerate(zip(weights, deltas))])
+    return mx.stack([random_prune(d.astype(mx.float32), density, keys[i]) for i, d in enumerate(deltas)])
 
 
 def dare_linear(deltas: list[mx.array], weights: list[float], density: float, seed: int = 0) -> mx.array:
-    return _pruned(deltas, weights, density, seed).sum(axis=0)
+    return weighted(_pruned(deltas, density, seed), weights).sum(axis=0)
 
 
 def dare_ties(deltas: list[mx.array], weights: list[float], density: float, seed: int = 0) -> mx.array:
-    stacked = _pruned(deltas, weights, density, seed)
-    return disjoint_merge(stacked, majority_sign_mask(stacked))
+    pruned = _pruned(deltas, density, seed)
+    # as in ties: the sign is elected from the unweighted updates
+    return disjoint_merge(weighted(pruned, weights), majority_sign_mask(pruned))

@@ -1,6 +1,7 @@
 """TIES merge (Yadav et al., NeurIPS 2023, https://arxiv.org/abs/2306.01708), as PEFT's
 `merge_utils.ties`: trim each update to its largest-magnitude entries, elect a sign per entry by
-the weighted total, and average only the entries that agree with it (disjoint merge)."""
+the total of the trimmed updates before weighting, then weight them and average only the entries
+that agree with that sign (disjoint merge: divided by how many agree, not by their weights)."""
 
 import mlx.core as mx
 
@@ -22,7 +23,8 @@ def prune(x: mx.array, density: float) -> mx.array:
 
 
 def majority_sign_mask(stacked: mx.array) -> mx.array:
-    """stacked: (n, ...) weighted updates -> bool mask of entries agreeing with the total's sign."""
+    """stacked: (n, ...) trimmed, unweighted updates -> bool mask of entries agreeing with the
+    total's sign (a zero total counts as +, and pruned zeros never agree)."""
     sign = mx.sign(stacked.sum(axis=0))
     sign = mx.where(sign == 0, 1.0, sign)
     return mx.sign(stacked) == sign
@@ -35,6 +37,14 @@ def disjoint_merge(stacked: mx.array, mask: mx.array) -> mx.array:
     return kept / mx.maximum(count, 1)
 
 
+def weighted(stacked: mx.array, weights: list[float]) -> mx.array:
+    """stacked: (n, ...) -> each of the n updates times its weight."""
+    w = mx.array(weights, dtype=stacked.dtype)
+    return stacked * w.reshape((-1,) + (1,) * (stacked.ndim - 1))
+
+
 def ties(deltas: list[mx.array], weights: list[float], density: float) -> mx.array:
-    stacked = mx.stack([w * prune(d.astype(mx.float32), density) for w, d in zip(weights, deltas)])
-    return disjoint_merge(stacked, majority_sign_mask(stacked))
+    trimmed = mx.stack([prune(d.astype(mx.float32), density) for d in deltas])
+    # PEFT elects the sign before weighting: a weight scales an update's share of the mean, it
+    # does not give it more votes.
+    return disjoint_merge(weighted(trimmed, weights), majority_sign_mask(trimmed))
