@@ -149,8 +149,11 @@ def merge(model, adapters, method, weights, density, rank, seed, out):
 def fold(model, adapters, calibration, out):
     """Fold merge + calibration into one ordinary mlx-lm LoRA adapter."""
     check_out(out, [model, *adapters, calibration])
+    from mlx_lc.generate import recorded_task
+
     lora = merged_adapter(model, adapters, None, None, None, None, 0, calibration)
-    adapters_io.write_mlx(lora, out)
+    task = recorded_task(calibration=calibration)  # so `mlx-lc generate -a OUT` prompts for it
+    adapters_io.write_mlx(lora, out, extra_meta={"task": task} if task else None)
     click.echo(f"wrote {out} (rank {lora.rank}, {lora.num_params():,} params)")
 
 
@@ -177,7 +180,8 @@ def fuse(model, adapters, method, weights, density, rank, seed, calibration, out
 @adapter_option
 @with_merge_options
 @click.option("--calibration", "-c", type=click.Path(path_type=Path), help="Calibration folder.")
-@click.option("--task", "-t", help="Task or composition, e.g. summarize, es, summarize+es.")
+@click.option("--task", "-t", help="Task or composition, e.g. summarize+es (default: the one the calibration "
+              "or the adapters were trained for).")
 @click.option("--multi-step", is_flag=True, help="Two passes: primary adapter, then secondary on its output.")
 @click.option("--prompt", "-p", required=True, help="Input text, or - to read stdin.")
 @click.option("--max-tokens", default=256, show_default=True)
@@ -188,7 +192,7 @@ def fuse(model, adapters, method, weights, density, rank, seed, calibration, out
 def generate(model, adapters, method, weights, density, rank, seed, calibration, task, multi_step, prompt,
              max_tokens, temp, top_p, min_p, top_k):
     """Generate in one pass with merged (and calibrated) adapters; streams tokens."""
-    from mlx_lc.generate import check_sampling, load, load_base, stream
+    from mlx_lc.generate import check_sampling, load, load_base, resolve_task, stream
     from mlx_lc.generate import multi_step as two_passes
 
     refuse_merge_options(calibration)
@@ -202,6 +206,7 @@ def generate(model, adapters, method, weights, density, rank, seed, calibration,
         text = prompt
     if not text.strip():
         raise MlxLcError("empty prompt")
+    task = resolve_task(task, adapters, calibration)
     sampling = dict(max_tokens=max_tokens, temp=temp, top_p=top_p, min_p=min_p, top_k=top_k, seed=seed)
     if multi_step:
         if len(adapters) != 2 or calibration:

@@ -10,6 +10,6 @@ _blas.preload()
 __version__ = "0.1.0"
 
 from .errors import MlxLcError  # noqa: E402
-from .generate import generate, load  # noqa: E402
+from .generate import generate, load, multi_step, stream  # noqa: E402
 
-__all__ = ["load", "generate", "MlxLcError", "__version__"]
+__all__ = ["load", "generate", "stream", "multi_step", "MlxLcError", "__version__"]

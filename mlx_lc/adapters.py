@@ -250,6 +250,18 @@ def read(path: str | Path) -> LoRA:
     return lora
 
 
+def recorded_task(path: str | Path) -> str | None:
+    """The one task an mlx-lc adapter was trained (or folded) for, from its config; None if unknown."""
+    try:
+        meta = read_json(Path(path) / MLX_CONFIG).get("mlx_lc", {})
+        found = meta.get("task") or meta.get("train", {}).get("tasks")
+    except (MlxLcError, AttributeError):  # PEFT folder, hand-made config: the task is unknown
+        return None
+    if isinstance(found, list):
+        found = found[0] if len(found) == 1 else None
+    return found if isinstance(found, str) else None
+
+
 def weights_file(path: str | Path) -> Path:
     """An adapter folder's weights: mlx-lm's file where there is one, else PEFT's."""
     path = Path(path)

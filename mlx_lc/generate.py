@@ -64,6 +64,40 @@ def load_base(model: str, lazy: bool = False):
         raise MlxLcError(f"cannot load model {model!r}: {msg}") from None
 
 
+def recorded_task(adapter_paths: Sequence[str | Path] = (), calibration: str | Path | None = None) -> str | None:
+    """The task or composition the adapters (or the calibration) were trained for, as their configs
+    record it (mlx-lc writes the training data's task there); None when they record none, as PEFT
+    adapters and hand-made ones do. Two single-task adapters record their composition, primary first."""
+    if calibration is not None:
+        found = calib_io.read_config(calibration).get("train", {})
+        found = found.get("tasks") if isinstance(found, dict) else None
+        return found[0] if isinstance(found, list) and len(found) == 1 and isinstance(found[0], str) else None
+    names = [adapters_io.recorded_task(p) for p in adapter_paths]
+    if not names or None in names:
+        return None
+    if len(names) == 1:
+        return names[0]
+    joined = "+".join(names)
+    return joined if joined in tasks.COMPOSITIONS else None
+
+
+def resolve_task(task: str | None, adapter_paths: Sequence[str | Path] = (),
+                 calibration: str | Path | None = None) -> str | None:
+    """The task to prompt with: the one given, else the one recorded. A calibration is trained for
+    one composition, so a different --task is refused; adapters with no task give raw text, which
+    an adapter trained on instructions answers with nothing, so that is refused too."""
+    recorded = recorded_task(adapter_paths, calibration)
+    if task is not None:
+        tasks.get(task)  # an unknown name fails here, before the model loads
+        if calibration is not None and recorded is not None and task != recorded:
+            raise MlxLcError(f"--task {task} does not match the calibration {calibration}, trained for {recorded}; "
+                             "leave --task out to use it")
+        return task
+    if adapter_paths and recorded is None:
+        raise MlxLcError("give --task: the adapters record no task to prompt with (e.g. --task summarize+es)")
+    return recorded
+
+
 def check_sampling(temp: float = 0.0, top_p: float = 0.0, min_p: float = 0.0, top_k: int = 0) -> None:
     """mlx-lm accepts some nonsense silently (a negative temperature, top-p 2) and fails on other
     (min-p -1) deep inside; refuse all of it before a model is loaded. 0 turns a filter off."""

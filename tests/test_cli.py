@@ -117,3 +117,25 @@ def test_errors_are_one_line_without_partial_output(tmp_path, tiny_path, tiny_mo
     assert_clean_error(run("merge", "-m", tiny_path, "-a", two_adapters[0], "--weights", "a,b", "--out", out, ok=False),
                        "comma-separated")
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_generate_takes_the_task_the_calibration_was_trained_for(tmp_path, tiny_path, tiny_model, two_adapters):
+    merged = merge(adapters.load_for(tiny_model[0], two_adapters))
+    calib = Calibration(CalibrationConfig("lc", "bias"), calibration.module_shapes(merged))
+    calib.load_weights([(k, v + 0.05) for k, v in calib.tensors().items()])
+    cal = calibration.save(calib, merged, tmp_path / "cal", extra={"train": {"tasks": ["summarize+es"]}})
+    a = ["-a", two_adapters[0], "-a", two_adapters[1]]
+    common = ["--max-tokens", 8, "--prompt", "Anna: see you at the café?"]
+    given = run("generate", "-m", tiny_path, *a, "-c", cal, "--task", "summarize+es", *common).output
+    assert run("generate", "-m", tiny_path, *a, "-c", cal, *common).output == given
+    assert_clean_error(run("generate", "-m", tiny_path, *a, "-c", cal, "--task", "reply+fr", *common, ok=False),
+                       "does not match the calibration")
+    # the folded adapter records the composition, so plain `generate -a folded` prompts for it
+    run("fold", "-m", tiny_path, *a, "-c", cal, "--out", tmp_path / "folded")
+    assert adapters.recorded_task(tmp_path / "folded") == "summarize+es"
+    assert run("generate", "-m", tiny_path, "-a", tmp_path / "folded", *common).output == given
+
+
+def test_generate_refuses_adapters_that_record_no_task(tiny_path, two_adapters):
+    # raw text through an instruction-trained adapter prints an empty line; say what is missing
+    assert_clean_error(run("generate", "-m", tiny_path, "-a", two_adapters[0], "-p", "hi", ok=False), "give --task")
