@@ -8,17 +8,18 @@ from pathlib import Path
 
 import click
 
+from mlx_lc.calibrate import DEFAULT_CALIBRATION, DEFAULT_FIT
 from mlx_lc.errors import MlxLcError
 
 from . import main
 from .paths import out_folder
 
 
-def fit_options(lr: float, batch_size: int, max_seq_len: int = 512):
+def fit_options(lr: float, batch_size: int, max_seq_len: int = 512, epochs: float = 1.0):
     opts = [
         click.option("--lr", default=lr, show_default=True, type=float, help="Learning rate (Adam)."),
         click.option("--iters", type=int, help="Optimizer steps (overrides --epochs)."),
-        click.option("--epochs", default=1.0, show_default=True, type=float, help="Passes over the training data."),
+        click.option("--epochs", default=epochs, show_default=True, type=float, help="Passes over the training data."),
         click.option("--batch-size", default=batch_size, show_default=True, type=int,
                      help="Global batch size (split across mlx.launch ranks)."),
         click.option("--max-seq-len", default=max_seq_len, show_default=True, type=int, help="Truncate longer rows."),
@@ -111,13 +112,14 @@ def train_lora(model, data, out, rank, alpha, scale, dropout, keys, lr, iters, e
 @click.option("--model", "-m", required=True, help="Base model the adapters were trained on.")
 @click.option("--adapter", "-a", "adapters", multiple=True, required=True,
               help="Task LoRA folder; repeat: primary, then secondary.")
-@click.option("--variant", default="lc", show_default=True, type=click.Choice(["lc", "lc++"]))
+@click.option("--variant", default=DEFAULT_CALIBRATION.variant, show_default=True, type=click.Choice(["lc", "lc++"]))
 @click.option("--mode", default="scale", show_default=True, type=click.Choice(["scale", "bias"]),
               help="lc only: diag(p) B'A' (scale) or B'A' + p 1^T (bias).")
-@click.option("--rank", default=4, show_default=True, type=int, help="lc++ only: rank of the shared correction.")
+@click.option("--rank", default=DEFAULT_CALIBRATION.rank, show_default=True, type=int,
+              help="lc++ only: rank of the shared correction.")
 @data_option
 @out_option
-@fit_options(lr=5e-4, batch_size=4)
+@fit_options(lr=DEFAULT_FIT.lr, batch_size=DEFAULT_FIT.batch_size, epochs=DEFAULT_FIT.epochs)
 def calibrate(model, adapters, variant, mode, rank, data, out, lr, iters, epochs, batch_size, max_seq_len, seed,
               eval_every, patience, group_by_length, resume, quiet):
     """Learn a calibration for the linear merge of task LoRAs on compositional data.

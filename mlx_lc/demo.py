@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from . import tasks
+from .calibrate import DEFAULT_FIT
 from .calibration import CalibrationConfig
 from .errors import MlxLcError
 from .fit import FitConfig
@@ -33,7 +34,7 @@ METHODS = ["zero-shot", "primary", "secondary", *[f"{m} merge" for m in MERGES],
 
 
 # The calibrations' training run (lr: per variant, DemoConfig.calib_lr).
-CALIB_FIT = FitConfig(lr=5e-3, batch_size=16, epochs=4.0, patience=3, val_examples=100)
+CALIB_FIT = DEFAULT_FIT  # `mlx-lc calibrate` defaults to these settings
 
 
 @dataclass

@@ -196,12 +196,12 @@ CAL = ("--iters", 2, "--eval-every", 1, "--batch-size", 4, "-q")
 
 def test_calibrate_resume_refuses_another_variant_and_continues_on_the_same(tmp_path, tiny_path, pair, data):
     out = tmp_path / "cal"
-    base = ("calibrate", "-m", tiny_path, "-a", pair[0], "-a", pair[1], "-d", data, "-o", out)
+    base = ("calibrate", "-m", tiny_path, "-a", pair[0], "-a", pair[1], "-d", data, "-o", out, "--variant", "lc")
     assert run(*base, *CAL).exit_code == 0
     before = snapshot(out)
     assert_clean_error(run(*base, *CAL, "--variant", "lc++", "--resume"), "variant lc -> lc++")
     assert_clean_error(run(*base, *CAL, "--mode", "bias", "--resume"), "mode scale -> bias")
-    swapped = ("calibrate", "-m", tiny_path, "-a", pair[1], "-a", pair[0], "-d", data, "-o", out)
+    swapped = ("calibrate", "-m", tiny_path, "-a", pair[1], "-a", pair[0], "-d", data, "-o", out, "--variant", "lc")
     assert_clean_error(run(*swapped, *CAL, "--resume"), "adapters")
     assert snapshot(out) == before
     res = run(*base, "--iters", 3, *CAL[2:], "--resume")
