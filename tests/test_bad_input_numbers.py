@@ -128,6 +128,7 @@ NUMBER_CASES = {
     "scale_inf": ("mlx", None, scale(math.inf), ["lora_parameters.scale", "inf"]),
     "scale_1e308": ("mlx", None, scale(1e308), ["lora_parameters.scale", "1e+308"]),
     "scale_0": ("mlx", None, scale(0), ["lora_parameters.scale", "0"]),
+    "scale_1e-30": ("mlx", None, scale(1e-30), ["lora_parameters.scale", "1e-30"]),
     "peft_nan_in_A": ("peft", poke(PEFT_A, math.nan), None, [PEFT_A, "NaN or Inf"]),
     "peft_int32": ("peft", cast(mx.int32), None, ["int32", "not a floating-point"]),
     "peft_alpha_nan": ("peft", None, lambda c: {**c, "lora_alpha": math.nan}, ["'lora_alpha'", "nan"]),
@@ -262,6 +263,27 @@ def test_an_overflowing_result_is_not_written(fx, work, cmd, extra):
     r = invoke(cmd, "-m", fx["model"], "-a", fx["a1"], "-a", bad, *extra, "-o", "out")
     assert_one_line_error(r, "non-finite")
     nothing_written(work, ["bad"])
+
+
+def test_merge_weights_that_overflow_the_update(fx, work):
+    # each factor stays finite (1e20 * 0.2); their product, the update, does not
+    r = invoke("merge", "-m", fx["model"], "-a", fx["a1"], "-a", fx["a2"], "--weights", "1e20,1e20", "-o", "out")
+    assert_one_line_error(r, "the linear merge has non-finite values", "overflows")
+    nothing_written(work, [])
+
+
+def test_fuse_into_a_float16_base_that_overflows(fx, work):
+    """Finite in float32, past float16's 65504 once added to a float16 base's weights."""
+    src, f16 = Path(fx["model"]), work / "f16"
+    f16.mkdir()
+    for f in src.iterdir():
+        (f16 / f.name).write_bytes(f.read_bytes())
+    w = mx.load(str(src / "model.safetensors"))
+    mx.save_safetensors(str(f16 / "model.safetensors"), {k: v.astype(mx.float16) for k, v in w.items()})
+    bad = mlx_copy(fx["a2"], work / "bad", tensors=lambda t: {k: v * 3000 for k, v in t.items()})
+    r = invoke("fuse", "-m", f16, "-a", bad, "-o", "out")
+    assert_one_line_error(r, "the fused weights have non-finite values", "float16")
+    nothing_written(work, ["bad", "f16"])
 
 
 def test_a_fold_that_overflows_is_not_written(fx, work):
