@@ -293,3 +293,21 @@ def test_a_fold_that_overflows_is_not_written(fx, work):
     r = invoke("fold", "-m", fx["model"], "-a", fx["a1"], "-a", fx["a2"], "-c", bad, "-o", "out")
     assert_one_line_error(r, "non-finite")
     nothing_written(work, ["cal"])
+
+
+# ---------------------------------------------------------------- export --verify
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy, on the overflow this test makes
+def test_export_verify_fails_on_non_finite_output(fx, work):
+    """Finite in float32 (MLX's reference), past float16's range in the package: the report is
+    printed and written, and the command fails."""
+    pytest.importorskip("coremltools")
+    big = mlx_copy(fx["a2"], work / "big", tensors=lambda t: {k: v * 3000 for k, v in t.items()})
+    r = invoke("export", "coreml", "-m", fx["model"], "-a", big, "-t", "summarize+es", "-q", "none",
+               "--context", 64, "--verify", "--verify-steps", 2, "-o", "e.mlpackage")
+    assert r.exit_code != 0, r.output
+    assert "NON-FINITE OUTPUT" in r.output, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("Error: --verify: the package gives non-finite logits") and "summarize+es" in last, r.output
+    assert "Traceback" not in r.output and "internal error" not in r.output, r.output
+    assert json.loads((work / "export.json").read_text())["verify"]["summarize+es"]["finite"] is False
