@@ -210,12 +210,12 @@ def read_peft(path: Path) -> LoRA:
     cfg = _config(path)
     if cfg.get("peft_type", "LORA") != "LORA":
         raise MlxLcError(f"{path}: peft_type {cfg.get('peft_type')!r} is not supported (LORA only)")
+    where = path / MLX_CONFIG
     for flag, why in (("use_dora", "DoRA"), ("fan_in_fan_out", "fan_in_fan_out (Conv1D) layers")):
-        if cfg.get(flag):
+        if _optional(cfg, flag, bool, "true or false", where):  # "false" (a string) would read as true
             raise MlxLcError(f"{path}: {why} adapters are not supported")
     if cfg.get("modules_to_save"):
         raise MlxLcError(f"{path}: modules_to_save {cfg['modules_to_save']} (full weights) are not supported")
-    where = path / MLX_CONFIG
     if "r" not in cfg:
         raise MlxLcError(f"{where}: the LoRA rank 'r' is missing")
     r = whole(cfg["r"], "'r'", where)

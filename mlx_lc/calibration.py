@@ -224,9 +224,11 @@ def _check_merge(m: dict, where: str) -> None:
             not isinstance(w, bool) and isinstance(w, (int, float)) and math.isfinite(w) for w in weights)):
         raise MlxLcError(f"{where}: 'merge.weights' must be a list of finite numbers (or null), got {weights!r}")
     if "density" in m:
-        number(m["density"], "'merge.density'", where)
-    if m.get("rank") is not None:
-        whole(m["rank"], "'merge.rank'", where)
+        density = number(m["density"], "'merge.density'", where)
+        if METHODS[method].uses_density and not 0.0 < density <= 1.0:
+            raise MlxLcError(f"{where}: 'merge.density' must be in (0, 1] for {method}, got {density}")
+    if m.get("rank") is not None and whole(m["rank"], "'merge.rank'", where) < 1:
+        raise MlxLcError(f"{where}: 'merge.rank' must be at least 1 (or null), got {m['rank']}")
     if "seed" in m:
         whole(m["seed"], "'merge.seed'", where)
 
@@ -260,6 +262,9 @@ def merge_for(path: str | Path, loras: list[LoRA]):
 
     check_sources(path, loras)
     recorded = read_config(path).get("merge", {})
+    weights = recorded.get("weights")
+    if weights is not None and len(weights) != len(loras):
+        raise MlxLcError(f"{Path(path) / CONFIG}: 'merge.weights' has {len(weights)} weights for {len(loras)} adapters")
     cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
     merged = merge(loras, cfg)
     return cfg, merged, load(path, merged)

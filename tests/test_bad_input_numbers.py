@@ -189,6 +189,7 @@ PEFT_CONFIGS = {
     "rank_pattern_zero": (lambda c: {**c, "rank_pattern": {"q_proj": 0}}, "'rank_pattern.q_proj' must be at least 1"),
     "alpha_pattern_string": (lambda c: {**c, "alpha_pattern": {"q_proj": "x"}}, "'alpha_pattern.q_proj' must be a"),
     "alpha_pattern_nan": (lambda c: {**c, "alpha_pattern": {"q_proj": math.nan}}, "'alpha_pattern.q_proj'"),
+    "dora_string": (lambda c: {**c, "use_dora": "false"}, "'use_dora' must be true or false"),
     "base_model_list": (lambda c: {**c, "base_model_name_or_path": ["x"]}, "'base_model_name_or_path' must be a string"),
 }
 
@@ -231,6 +232,11 @@ CALIB_CASES = {
     "merge_weights_string": (merge_field("weights", "ab"), None, "'merge.weights' must be a list of finite numbers"),
     "merge_weights_nan": (merge_field("weights", [math.nan, 1]), None, "'merge.weights' must be a list of"),
     "merge_density_string": (merge_field("density", "x"), None, "'merge.density' must be a number"),
+    "merge_weights_short": (merge_field("weights", [1.0]), None, "'merge.weights' has 1 weights for 2 adapters"),
+    "merge_density_5_ties": (lambda c: {**c, "merge": {**c["merge"], "method": "ties", "density": 5}}, None,
+                             "'merge.density' must be in (0, 1] for ties"),
+    "merge_rank_0": (lambda c: {**c, "merge": {**c["merge"], "method": "svd", "rank": 0}}, None,
+                     "'merge.rank' must be at least 1"),
     "merge_rank_string": (merge_field("rank", "x"), None, "'merge.rank' must be a number"),
     "merge_seed_string": (merge_field("seed", "x"), None, "'merge.seed' must be a number"),
     "sources_sha_list": (lambda c: {**c, "sources": [{"sha256": [1]}, {}]}, None, "'sources' entry 1: 'sha256'"),
