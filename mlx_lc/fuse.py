@@ -18,7 +18,7 @@ from .adapters import LoRA
 from .errors import MlxLcError
 from .generate import apply_lora, load_base, remove_adapters
 from .io import atomic_dir, write_json
-from .numbers import non_finite
+from .numbers import and_more, non_finite
 
 
 def fuse_into(model: nn.Module, lora: LoRA) -> nn.Module:
@@ -30,9 +30,8 @@ def fuse_into(model: nn.Module, lora: LoRA) -> nn.Module:
     if bad:
         remove_adapters(model)
         dtype = str(fused[0][1].weight.dtype).rsplit(".", 1)[-1]
-        raise MlxLcError(f"the fused weights have non-finite values (NaN or Inf) in {bad[0]}"
-                         + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
-                         + f": the update overflows the model's {dtype}; nothing was written")
+        raise MlxLcError(f"the fused weights have non-finite values (NaN or Inf) in {bad[0]}{and_more(bad)}: "
+                         f"the update overflows the model's {dtype}; nothing was written")
     model.update_modules(tree_unflatten(fused))
     return model
 

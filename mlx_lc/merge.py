@@ -10,7 +10,7 @@ import mlx.core as mx
 from .adapters import LoRA
 from .errors import MlxLcError
 from .merges import METHODS, factorize
-from .numbers import check_result
+from .numbers import check_result, overflow_error
 
 
 @dataclass
@@ -91,8 +91,7 @@ def merge(loras: list[LoRA], cfg: MergeConfig | None = None, mixed_rank_hint: st
             kwargs = {"seed": cfg.seed} if method.random else {}
             delta = method.fn(deltas, weights, cfg.density, **kwargs)
             if not mx.isfinite(delta).all().item():  # the SVD below would fail on it, unexplained
-                raise MlxLcError(f"the {cfg.method} merge has non-finite values (NaN or Inf) in {path}: "
-                                 "the update overflows float32; check the adapters' values and the weights")
+                raise overflow_error(f"the {cfg.method} merge", [path])
             a, b = factorize(delta, rank)
             err = mx.linalg.norm(delta - a @ b) / mx.maximum(mx.linalg.norm(delta), 1e-12)
             worst = max(worst, err.item())

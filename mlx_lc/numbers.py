@@ -60,7 +60,7 @@ def non_finite(tensors: dict[str, mx.array]) -> list[str]:
     return [k for k, good in zip(keys, ok) if not good]
 
 
-def _more(names: list[str]) -> str:
+def and_more(names: list[str]) -> str:
     return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
 
 
@@ -71,7 +71,7 @@ def check_tensors(tensors: dict[str, mx.array], where) -> None:
             raise MlxLcError(f"{where}: tensor {k} is {_dtype(tensors[k])}, not a floating-point type")
     bad = non_finite(tensors)
     if bad:
-        raise MlxLcError(f"{where}: tensor {bad[0]} has NaN or Inf values{_more(bad)}")
+        raise MlxLcError(f"{where}: tensor {bad[0]} has NaN or Inf values{and_more(bad)}")
 
 
 def overflowing(factors: dict[str, tuple[mx.array, mx.array]], scale: float) -> list[str]:
@@ -97,5 +97,9 @@ def check_result(factors: dict[str, tuple[mx.array, mx.array]], scale: float, wh
     (PEFT's safe_merge does the same for merged weights)."""
     bad = overflowing(factors, scale)
     if bad:
-        raise MlxLcError(f"{what} has non-finite values (NaN or Inf) in {bad[0]}{_more(bad)}: "
-                         "the update overflows float32; check the adapters' values and the weights")
+        raise overflow_error(what, bad)
+
+
+def overflow_error(what: str, names: list[str]) -> MlxLcError:
+    return MlxLcError(f"{what} has non-finite values (NaN or Inf) in {names[0]}{and_more(names)}: "
+                      "the update overflows float32; check the adapters' values and the weights")
