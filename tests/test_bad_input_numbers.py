@@ -317,3 +317,10 @@ def test_export_verify_fails_on_non_finite_output(fx, work):
     assert last.startswith("Error: --verify: the package gives non-finite logits") and "summarize+es" in last, r.output
     assert "Traceback" not in r.output and "internal error" not in r.output, r.output
     assert json.loads((work / "export.json").read_text())["verify"]["summarize+es"]["finite"] is False
+
+
+@pytest.mark.parametrize("opt", [["--scale", "1e5"], ["--alpha", "1e9"], ["--scale", "1e-9"]])
+def test_train_lora_does_not_write_an_adapter_no_reader_takes(fx, work, opt):
+    r = invoke("train-lora", "-m", fx["model"], "-d", fx["comp"], *opt, "--iters", 1, "-q", "-o", "out")
+    assert_one_line_error(r, "LoRA scale must be between 1e-06 and 10000")
+    nothing_written(work, [])
