@@ -18,7 +18,7 @@ from mlx.utils import tree_flatten
 
 from .errors import MlxLcError
 from .io import atomic_dir, load_safetensors, read_json, sha256, write_json
-from .numbers import check_scale, check_tensors, number, whole
+from .checks import check_scale, check_tensors, number, whole
 
 MLX_WEIGHTS, MLX_CONFIG = "adapters.safetensors", "adapter_config.json"
 PEFT_WEIGHTS = "adapter_model.safetensors"

@@ -23,7 +23,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from .adapters import LoRA, split_path
 from .errors import MlxLcError
 from .io import atomic_dir, load_safetensors, read_json, shape_mismatches, write_json
-from .numbers import check_result, check_tensors, number, whole
+from .checks import check_result, check_tensors, number, whole
 
 WEIGHTS, CONFIG = "calibration.safetensors", "calibration_config.json"
 VARIANTS = ("lc", "lc++")

@@ -18,7 +18,7 @@ from .adapters import LoRA
 from .errors import MlxLcError
 from .generate import apply_lora, load_base, remove_adapters
 from .io import atomic_dir, write_json
-from .numbers import and_more, non_finite
+from .checks import and_more, non_finite
 
 
 def fuse_into(model: nn.Module, lora: LoRA) -> nn.Module:

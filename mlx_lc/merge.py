@@ -10,7 +10,7 @@ import mlx.core as mx
 from .adapters import LoRA
 from .errors import MlxLcError
 from .merges import METHODS, factorize
-from .numbers import check_result, overflow_error
+from .checks import check_result, overflow_error
 
 
 @dataclass

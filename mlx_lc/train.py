@@ -24,7 +24,7 @@ from .adapters import LoRA
 from .errors import MlxLcError
 from .fit import Example, FitConfig, FitResult, fit
 from .io import atomic_dir, atomic_write_text, read_text, write_json
-from .numbers import MAX_SCALE, MIN_SCALE
+from .checks import MAX_SCALE, MIN_SCALE
 from .tiny import TinyConfig, tiny_model_files
 
 # METHOD.md: rank 32, alpha 16 (mlx-lm scale = alpha / rank = 0.5), dropout 0.05, Adam, lr 5e-5.
