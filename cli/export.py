@@ -98,3 +98,8 @@ def coreml(model, adapters, calibration, fused, task, name, compositions, out, q
         click.echo(f"verify {cname}: max |logit diff| {v['max_abs_err']:.4g} ({100 * v['max_rel_err']:.2f}% of "
                    f"max |logit|), greedy tokens agree {v['greedy_agree']}/{v['greedy_total']}"
                    + ("" if v["finite"] else "  NON-FINITE OUTPUT"))
+    broken = [c for c, v in (report.get("verify") or {}).items() if not v["finite"]]
+    if broken:  # the report above stays; a script running `export --verify && ship` must stop here
+        raise MlxLcError(f"--verify: the package gives non-finite logits (NaN or Inf) for {', '.join(broken)}; "
+                         f"do not use {out} (report in export.json beside it): the update overflows float16 "
+                         "somewhere, check the adapters' values")

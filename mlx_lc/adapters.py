@@ -18,6 +18,7 @@ from mlx.utils import tree_flatten
 
 from .errors import MlxLcError
 from .io import atomic_dir, load_safetensors, read_json, sha256, write_json
+from .checks import check_scale, check_tensors, number, whole
 
 MLX_WEIGHTS, MLX_CONFIG = "adapters.safetensors", "adapter_config.json"
 PEFT_WEIGHTS = "adapter_model.safetensors"
@@ -121,23 +122,39 @@ def _config(path: Path) -> dict:
     return cfg
 
 
-def _number(value, what: str, path: Path, cast=float):
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        return cast(value)
-    except (TypeError, ValueError):
-        raise MlxLcError(f"{path / MLX_CONFIG}: {what} must be a number, got {value!r}") from None
+def _optional(cfg: dict, key: str, kind: type, what: str, where: Path, name: str | None = None):
+    """cfg[key] when it is absent, null or of `kind`; else one line naming the file and the key
+    (`name`: the key's full name where cfg is nested)."""
+    value = cfg.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise MlxLcError(f"{where}: {name or repr(key)} must be {what}, got {value!r}")
+    return value
+
+
+def _check_ranks(factors: dict, where: Path) -> None:
+    """An empty pair (rank 0) would merge to "0 params" and change nothing."""
+    for mod, (a, b) in sorted(factors.items()):
+        if a.ndim == 2 and b.ndim == 2 and 0 in (a.shape[1], b.shape[0]):
+            raise MlxLcError(f"{where}: {mod} has rank 0 (factors {tuple(a.shape)} and {tuple(b.shape)}), "
+                             "an empty update")
 
 
 def read_mlx(path: Path) -> LoRA:
     cfg = _config(path)
+    where = path / MLX_CONFIG
     kind = cfg.get("fine_tune_type", "lora")
     if kind != "lora":
         raise MlxLcError(f"{path}: fine_tune_type {kind!r} is not supported (LoRA only)")
-    params = cfg.get("lora_parameters") or {}
-    if not isinstance(params, dict) or "scale" not in params:
+    params = _optional(cfg, "lora_parameters", dict, "an object", where) or {}
+    if "scale" not in params:
         raise MlxLcError(f"{path}/{MLX_CONFIG}: lora_parameters.scale is missing")
+    scale = check_scale(number(params["scale"], "lora_parameters.scale", where), "lora_parameters.scale", where)
+    base_model = _optional(cfg, "model", str, "a string", where)
+    meta = cfg.get("mlx_lc", {})
+    if not isinstance(meta, dict):
+        raise MlxLcError(f"{where}: 'mlx_lc' must be an object, got {type(meta).__name__}")
+    base_arch = _optional(meta, "base_arch", dict, "an object", where, "'mlx_lc.base_arch'")
+    _optional(meta, "sha256", str, "a string", where, "'mlx_lc.sha256'")
     tensors = load_safetensors(path / MLX_WEIGHTS)
     factors, stray = {}, []
     for key in tensors:
@@ -156,11 +173,9 @@ def read_mlx(path: Path) -> LoRA:
             raise MlxLcError(f"{path}: {mod}.lora_a is missing")
     if not factors:
         raise MlxLcError(f"{path}: no LoRA tensors in {MLX_WEIGHTS}")
-    meta = cfg.get("mlx_lc", {})
-    if not isinstance(meta, dict):
-        raise MlxLcError(f"{path / MLX_CONFIG}: 'mlx_lc' must be an object, got {type(meta).__name__}")
-    return LoRA(factors, _number(params["scale"], "lora_parameters.scale", path), base_model=cfg.get("model"),
-                base_arch=meta.get("base_arch"), source=str(path), meta=meta)
+    check_tensors(tensors, path / MLX_WEIGHTS)
+    _check_ranks(factors, path / MLX_WEIGHTS)
+    return LoRA(factors, scale, base_model=base_model, base_arch=base_arch, source=str(path), meta=meta)
 
 
 def write_mlx(lora: LoRA, out: str | Path, extra_meta: dict | None = None) -> Path:
@@ -195,24 +210,41 @@ def read_peft(path: Path) -> LoRA:
     cfg = _config(path)
     if cfg.get("peft_type", "LORA") != "LORA":
         raise MlxLcError(f"{path}: peft_type {cfg.get('peft_type')!r} is not supported (LORA only)")
+    where = path / MLX_CONFIG
     for flag, why in (("use_dora", "DoRA"), ("fan_in_fan_out", "fan_in_fan_out (Conv1D) layers")):
-        if cfg.get(flag):
+        if _optional(cfg, flag, bool, "true or false", where):  # "false" (a string) would read as true
             raise MlxLcError(f"{path}: {why} adapters are not supported")
     if cfg.get("modules_to_save"):
         raise MlxLcError(f"{path}: modules_to_save {cfg['modules_to_save']} (full weights) are not supported")
     if "r" not in cfg:
-        raise MlxLcError(f"{path / MLX_CONFIG}: the LoRA rank 'r' is missing")
-    r = _number(cfg["r"], "'r'", path, int)
-    alpha = _number(cfg.get("lora_alpha", r), "'lora_alpha'", path)
+        raise MlxLcError(f"{where}: the LoRA rank 'r' is missing")
+    r = whole(cfg["r"], "'r'", where)
     if r < 1:
-        raise MlxLcError(f"{path / MLX_CONFIG}: 'r' must be at least 1, got {r}")
-    rank_pattern, alpha_pattern = cfg.get("rank_pattern") or {}, cfg.get("alpha_pattern") or {}
-    rs = bool(cfg.get("use_rslora"))
+        raise MlxLcError(f"{where}: 'r' must be at least 1, got {r}")
+    alpha = number(cfg.get("lora_alpha", r), "'lora_alpha'", where)
+    rs = bool(_optional(cfg, "use_rslora", bool, "true or false", where))
+    base_model = _optional(cfg, "base_model_name_or_path", str, "a string", where)
+    rank_pattern = _optional(cfg, "rank_pattern", dict, "an object", where) or {}
+    alpha_pattern = _optional(cfg, "alpha_pattern", dict, "an object", where) or {}
+    for k, v in rank_pattern.items():
+        if whole(v, f"'rank_pattern.{k}'", where) < 1:
+            raise MlxLcError(f"{where}: 'rank_pattern.{k}' must be at least 1, got {v}")
+    for k, v in alpha_pattern.items():
+        number(v, f"'alpha_pattern.{k}'", where)
+
+    def pattern(table: dict, mod: str):
+        """PEFT's per-module override: the key that ends the module path, if any."""
+        return next((k for k in table if re.search(rf"(^|\.){re.escape(k)}$", mod)), None)
+
+    def module_rank(mod: str) -> tuple[int, str]:
+        k = pattern(rank_pattern, mod)
+        return (r, "'r'") if k is None else (int(rank_pattern[k]), f"'rank_pattern.{k}'")
 
     def module_scale(mod: str) -> float:
-        rr = next((v for k, v in rank_pattern.items() if re.search(rf"(^|\.){re.escape(k)}$", mod)), r)
-        aa = next((v for k, v in alpha_pattern.items() if re.search(rf"(^|\.){re.escape(k)}$", mod)), alpha)
-        return aa / (rr ** 0.5 if rs else rr)
+        rr, ka = module_rank(mod)[0], pattern(alpha_pattern, mod)
+        aa = alpha if ka is None else float(alpha_pattern[ka])
+        key = "'lora_alpha'" if ka is None else f"'alpha_pattern.{ka}'"
+        return check_scale(aa / (rr ** 0.5 if rs else rr), key, where, given=aa)
 
     tensors = load_safetensors(path / PEFT_WEIGHTS)
     parts: dict[str, dict[str, mx.array]] = {}
@@ -221,16 +253,21 @@ def read_peft(path: Path) -> LoRA:
         if not m:
             raise MlxLcError(f"{path}: unsupported tensor {key} (only lora_A/lora_B of linear layers)")
         parts.setdefault(m["mod"], {})[m["ab"]] = t
-    scale = alpha / (r ** 0.5 if rs else r)
+    check_tensors(tensors, path / PEFT_WEIGHTS)
+    scale = check_scale(alpha / (r ** 0.5 if rs else r), "'lora_alpha'", where, given=alpha)
     factors = {}
     for mod, ab in sorted(parts.items()):
         if set(ab) != {"A", "B"}:
             raise MlxLcError(f"{path}: {mod} lacks lora_{'B' if 'A' in ab else 'A'}")
+        rr, said = module_rank(mod)
+        A, B = ab["A"], ab["B"]
+        if A.ndim == 2 and B.ndim == 2 and A.shape[0] == B.shape[1] and A.shape[0] != rr:
+            # the scale is alpha / r: with the wrong r every update would be silently off
+            raise MlxLcError(f"{where}: {said} is {rr} but {mod} has rank {A.shape[0]} in {PEFT_WEIGHTS}")
         # PEFT: W + s * B A with A (r, in), B (out, r); mlx-lm: a = A^T, b = B^T.
         ratio = module_scale(mod) / scale
-        factors[mod] = (ab["A"].T, ab["B"].T * ratio if ratio != 1.0 else ab["B"].T)
-    return LoRA(factors, scale, base_model=cfg.get("base_model_name_or_path"), source=str(path),
-                meta={"format": "peft"})
+        factors[mod] = (A.T, B.T * ratio if ratio != 1.0 else B.T)
+    return LoRA(factors, scale, base_model=base_model, source=str(path), meta={"format": "peft"})
 
 
 def read(path: str | Path) -> LoRA:

@@ -23,6 +23,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from .adapters import LoRA, split_path
 from .errors import MlxLcError
 from .io import atomic_dir, load_safetensors, read_json, shape_mismatches, write_json
+from .checks import check_result, check_tensors, number, whole
 
 WEIGHTS, CONFIG = "calibration.safetensors", "calibration_config.json"
 VARIANTS = ("lc", "lc++")
@@ -159,6 +160,7 @@ def fold(merged: LoRA, calibration: Calibration) -> LoRA:
             out[path] = (mx.concatenate([a, t["calib_a"]], axis=1),
                          mx.concatenate([b, t["calib_b"] / s], axis=0))
     mx.eval(out)
+    check_result(out, s, f"the merge folded with the {cfg.variant} calibration")
     meta = {**merged.meta, "calibration": asdict(cfg)}
     return LoRA(out, s, base_model=merged.base_model, base_arch=merged.base_arch,
                 source=f"folded {cfg.variant}", meta=meta)
@@ -201,7 +203,34 @@ def read_config(path: str | Path) -> dict:
     sources = raw.get("sources", [])
     if not isinstance(sources, list) or not all(isinstance(x, dict) for x in sources):
         raise MlxLcError(f"{where}: 'sources' must be a list of objects")
+    for i, x in enumerate(sources, 1):
+        for key in ("path", "sha256"):
+            if x.get(key) is not None and not isinstance(x[key], str):
+                raise MlxLcError(f"{where}: 'sources' entry {i}: {key!r} must be a string, got {x[key]!r}")
+    _check_merge(raw.get("merge", {}), where)
     return raw
+
+
+def _check_merge(m: dict, where: str) -> None:
+    """The recorded merge, field by field: merge() would otherwise fail on a string where a
+    number belongs as an internal error, or (unused by the method) carry it silently."""
+    from .merges import METHODS
+
+    method = m.get("method", "linear")
+    if not isinstance(method, str) or method not in METHODS:
+        raise MlxLcError(f"{where}: 'merge.method' must be one of {', '.join(METHODS)}, got {method!r}")
+    weights = m.get("weights")
+    if weights is not None and not (isinstance(weights, list) and all(
+            not isinstance(w, bool) and isinstance(w, (int, float)) and math.isfinite(w) for w in weights)):
+        raise MlxLcError(f"{where}: 'merge.weights' must be a list of finite numbers (or null), got {weights!r}")
+    if "density" in m:
+        density = number(m["density"], "'merge.density'", where)
+        if METHODS[method].uses_density and not 0.0 < density <= 1.0:
+            raise MlxLcError(f"{where}: 'merge.density' must be in (0, 1] for {method}, got {density}")
+    if m.get("rank") is not None and whole(m["rank"], "'merge.rank'", where) < 1:
+        raise MlxLcError(f"{where}: 'merge.rank' must be at least 1 (or null), got {m['rank']}")
+    if "seed" in m:
+        whole(m["seed"], "'merge.seed'", where)
 
 
 def check_sources(path: str | Path, loras: list[LoRA]) -> None:
@@ -233,6 +262,9 @@ def merge_for(path: str | Path, loras: list[LoRA]):
 
     check_sources(path, loras)
     recorded = read_config(path).get("merge", {})
+    weights = recorded.get("weights")
+    if weights is not None and len(weights) != len(loras):
+        raise MlxLcError(f"{Path(path) / CONFIG}: 'merge.weights' has {len(weights)} weights for {len(loras)} adapters")
     cfg = MergeConfig(**{k: v for k, v in recorded.items() if k in MergeConfig.__dataclass_fields__})
     merged = merge(loras, cfg)
     return cfg, merged, load(path, merged)
@@ -242,12 +274,7 @@ def load(path: str | Path, merged: LoRA) -> Calibration:
     """Load a calibration and check it belongs to this merge (modules, shapes, source adapters)."""
     path = Path(path)
     raw = read_config(path)
-    try:
-        cfg = CalibrationConfig(raw["variant"], raw.get("mode", "scale"), int(raw.get("rank", 4)))
-    except KeyError as e:
-        raise MlxLcError(f"{path}/{CONFIG}: missing field {e}") from None
-    except (TypeError, ValueError) as e:  # "rank": "abc"
-        raise MlxLcError(f"{path}/{CONFIG}: bad field ({e})") from None
+    cfg = _config(raw, path / CONFIG)
     _same_adapters(path, raw.get("sources", []), [s.get("sha256") for s in merged.meta.get("sources", [])])
     calib = Calibration(cfg, module_shapes(merged))
     tensors = load_safetensors(path / WEIGHTS)
@@ -255,5 +282,21 @@ def load(path: str | Path, merged: LoRA) -> Calibration:
     errors = shape_mismatches(expected, tensors)
     if errors:
         raise MlxLcError(f"{path} does not fit the merged adapters: " + "; ".join(errors))
+    check_tensors(tensors, path / WEIGHTS)
     calib.load_weights(list(tensors.items()))
     return calib
+
+
+def _config(raw: dict, where: Path) -> CalibrationConfig:
+    """The calibration's form from its config file; each bad field named with the file."""
+    if "variant" not in raw:
+        raise MlxLcError(f"{where}: missing field 'variant'")
+    variant, mode = raw["variant"], raw.get("mode", "scale")
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise MlxLcError(f"{where}: 'variant' must be lc or lc++, got {variant!r}")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise MlxLcError(f"{where}: 'mode' must be scale or bias, got {mode!r}")
+    rank = whole(raw.get("rank", 4), "'rank'", where)
+    if variant == "lc++" and rank < 1:
+        raise MlxLcError(f"{where}: 'rank' must be at least 1, got {rank}")
+    return CalibrationConfig(variant, mode, rank)

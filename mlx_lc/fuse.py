@@ -15,14 +15,23 @@ import mlx.nn as nn
 from mlx.utils import tree_unflatten
 
 from .adapters import LoRA
-from .generate import apply_lora, load_base
+from .errors import MlxLcError
+from .generate import apply_lora, load_base, remove_adapters
 from .io import atomic_dir, write_json
+from .checks import and_more, non_finite
 
 
 def fuse_into(model: nn.Module, lora: LoRA) -> nn.Module:
     """Replace every adapted linear by a float linear with W + scale * (a b)^T."""
     apply_lora(model, lora)
     fused = [(p, m.fuse(dequantize=True)) for p, m in model.named_modules() if hasattr(m, "fuse") and hasattr(m, "lora_a")]
+    # W + update in the base's dtype: a float16 base overflows past 65504 where float32 did not
+    bad = non_finite({p: m.weight for p, m in fused})
+    if bad:
+        remove_adapters(model)
+        dtype = str(fused[0][1].weight.dtype).rsplit(".", 1)[-1]
+        raise MlxLcError(f"the fused weights have non-finite values (NaN or Inf) in {bad[0]}{and_more(bad)}: "
+                         f"the update overflows the model's {dtype}; nothing was written")
     model.update_modules(tree_unflatten(fused))
     return model
 

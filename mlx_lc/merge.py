@@ -10,6 +10,7 @@ import mlx.core as mx
 from .adapters import LoRA
 from .errors import MlxLcError
 from .merges import METHODS, factorize
+from .checks import check_result, overflow_error
 
 
 @dataclass
@@ -89,6 +90,8 @@ def merge(loras: list[LoRA], cfg: MergeConfig | None = None, mixed_rank_hint: st
             deltas = [a @ b for a, b in zip(a_list, b_list)]  # unscaled; scale applies after
             kwargs = {"seed": cfg.seed} if method.random else {}
             delta = method.fn(deltas, weights, cfg.density, **kwargs)
+            if not mx.isfinite(delta).all().item():  # the SVD below would fail on it, unexplained
+                raise overflow_error(f"the {cfg.method} merge", [path])
             a, b = factorize(delta, rank)
             err = mx.linalg.norm(delta - a @ b) / mx.maximum(mx.linalg.norm(delta), 1e-12)
             worst = max(worst, err.item())
@@ -98,6 +101,7 @@ def merge(loras: list[LoRA], cfg: MergeConfig | None = None, mixed_rank_hint: st
             b = mx.concatenate([b, mx.zeros((pad, b.shape[1]))], axis=0)
         out[path] = (a, b)
     mx.eval(out)
+    check_result(out, scale, f"the {cfg.method} merge")
     meta = {
         "merge": {**asdict(cfg), "weights": weights, "rank": out[paths[0]][0].shape[1]},
         "sources": [{"path": l.source, "sha256": l.meta.get("sha256")} for l in loras],

@@ -24,6 +24,7 @@ from .adapters import LoRA
 from .errors import MlxLcError
 from .fit import Example, FitConfig, FitResult, fit
 from .io import atomic_dir, atomic_write_text, read_text, write_json
+from .checks import MAX_SCALE, MIN_SCALE
 from .tiny import TinyConfig, tiny_model_files
 
 # METHOD.md: rank 32, alpha 16 (mlx-lm scale = alpha / rank = 0.5), dropout 0.05, Adam, lr 5e-5.
@@ -44,6 +45,8 @@ class LoRAConfig:
         # scale 0 trains an adapter that changes nothing; nan/inf poison every weight
         if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
             raise MlxLcError(f"LoRA scale must be a positive number, got {self.scale}")
+        if not MIN_SCALE <= self.scale <= MAX_SCALE:  # an adapter every reader would refuse
+            raise MlxLcError(f"LoRA scale must be between {MIN_SCALE:g} and {MAX_SCALE:g}, got {self.scale:g}")
         if not 0 <= self.dropout < 1:
             raise MlxLcError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
         self.fit.validate()
