@@ -145,7 +145,7 @@ def command(cmd: str, fx, bad: Path) -> list:
     return {"merge": ["merge", *pair, "-o", "out"],
             "fold": ["fold", *pair, "-c", fx["cal"], "-o", "out"],
             "fuse": ["fuse", *pair, "-o", "out"],
-            "generate": ["generate", *pair, "-p", "hi", "--max-tokens", 2],
+            "generate": ["generate", *pair, "--task", "summarize+es", "-p", "hi", "--max-tokens", 2],
             "calibrate": ["calibrate", *pair, "-d", fx["comp"], "--iters", 1, "--batch-size", 2, "-q", "-o", "out"],
             }[cmd]
 
@@ -250,7 +250,7 @@ CALIB_CASES = {
 def test_malformed_calibration(fx, work, case, cmd):
     config, tensors, match = CALIB_CASES[case]
     bad = calib_copy(fx["cal"], work / "cal", config, tensors)
-    tail = ["-o", "out"] if cmd == "fold" else ["-p", "hi", "--max-tokens", 2]
+    tail = ["-o", "out"] if cmd == "fold" else ["--task", "summarize+es", "-p", "hi", "--max-tokens", 2]
     r = invoke(cmd, "-m", fx["model"], "-a", fx["a1"], "-a", fx["a2"], "-c", bad, *tail)
     assert_one_line_error(r, "cal/calibration", match)
     nothing_written(work, ["cal"])
