@@ -233,7 +233,9 @@ def data_hash(examples: Sequence[Example]) -> str:
 
 
 def _all_finite(tensors: dict[str, mx.array]) -> bool:
-    return all(mx.isfinite(v).all().item() for v in tensors.values())
+    if not tensors:
+        return True
+    return mx.stack([mx.isfinite(v).all() for v in tensors.values()]).all().item()  # one sync, not one per tensor
 
 
 # ---------------------------------------------------------------- the loop
