@@ -322,7 +322,7 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
     ckpt = out / CKPT if out is not None else None
     if resume:  # before compiling: the compiled step captures these very state objects
         if ckpt is None or not (ckpt / "state.json").exists():
-            raise MlxLcError(f"nothing to resume: no {ckpt or 'checkpoint'}/state.json")
+            raise MlxLcError(f"nothing to resume: no {ckpt or 'checkpoint'}/state.json{_left_behind(ckpt)}")
         start, best_val, best_step, bad, history, best = _load_checkpoint(ckpt, model, opt, cfg, setup, data)
     # What this run creates, removed again if it diverges: such a checkpoint resumes into the same
     # divergence (its settings cannot change on resume), and an adapter folder holding only it
@@ -461,6 +461,13 @@ def _save_checkpoint(ckpt: Path, model, opt, best, cfg, it, best_val, best_step,
             "step": it, "best_val": best_val, "best_step": best_step, "bad_evals": bad,
             "history": history, "fit": asdict(cfg), "setup": setup, "data": data,
             "rng_seed": (hi << 32) | lo, "files": files}))
+
+
+def _left_behind(ckpt: Path | None) -> str:
+    """A hint at the checkpoint a save stopped between its two renames (atomic_dir moves the
+    previous one aside, then the new one in) had left beside the missing one."""
+    old = sorted(p for p in ckpt.parent.glob(f".{ckpt.name}.old-*") if (p / "state.json").is_file()) if ckpt else []
+    return f" ({old[0]} holds the checkpoint a stopped save moved aside: rename it to {ckpt.name} to resume)" if old else ""
 
 
 def _load_checkpoint(ckpt: Path, model, opt, cfg: FitConfig, setup: dict, data: dict):

@@ -89,6 +89,13 @@ def test_a_failure_mid_checkpoint_leaves_the_previous_one_whole(tmp_path, tiny_p
     assert res.exit_code == 0 and ": 3 steps" in res.output, res.output
 
 
+def test_resume_points_at_a_checkpoint_moved_aside(tiny_path, data, lora_run):
+    # a save stopped between its two renames: the previous checkpoint moved aside, the new one not in yet
+    (lora_run / "checkpoint").rename(lora_run / ".checkpoint.old-123")
+    res = run("train-lora", "-m", tiny_path, "-d", data, "-o", lora_run, "--iters", 3, *LORA, "--resume")
+    assert_clean_error(res, ".checkpoint.old-123 holds the checkpoint a stopped save moved aside")
+
+
 @pytest.mark.parametrize("name", ["best", "current", "optimizer"])
 def test_resume_refuses_a_changed_checkpoint_file(tiny_path, data, lora_run, name):
     path = lora_run / "checkpoint" / f"{name}.safetensors"
