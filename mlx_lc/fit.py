@@ -10,10 +10,14 @@ gradient one process would on the same global batch.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import math
+import shutil
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,7 +29,7 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from .errors import MlxLcError
-from .io import atomic_write_text, load_safetensors, shape_mismatches
+from .io import atomic_dir, load_safetensors, read_json, sha256, shape_mismatches
 
 Example = tuple[list[int], int]  # token ids, number of leading tokens without loss (the prompt)
 CKPT = "checkpoint"
@@ -179,6 +183,61 @@ def shard(batch: Sequence, rank: int, size: int) -> list:
     return list(batch[rank::size])
 
 
+# ---------------------------------------------------------------- what the data give to train on
+
+def scored_tokens(example: Example, max_seq_len: int) -> int:
+    """Tokens of `example` the loss covers once `collate` cuts it at max_seq_len + 1 tokens."""
+    ids, skip = example
+    return max(0, min(len(ids), max_seq_len + 1) - max(skip, 1))
+
+
+def row_counts(examples: Sequence[Example], max_seq_len: int) -> dict:
+    """rows; cut (longer than a training window); unscored (no loss token left after the cut)."""
+    return {"rows": len(examples), "cut": sum(len(ids) > max_seq_len + 1 for ids, _ in examples),
+            "unscored": sum(scored_tokens(e, max_seq_len) == 0 for e in examples)}
+
+
+def check_rows(train: Sequence[Example], valid: Sequence[Example], max_seq_len: int) -> dict:
+    """Row counts of both splits; refuses a split the loss sees none of. A row whose completion
+    lies beyond max_seq_len adds nothing to the loss: with every row so, training would
+    "succeed" at loss 0 and change nothing, and a dev loss of 0 would pick any weights."""
+    counts = {"train": row_counts(train, max_seq_len), "valid": row_counts(valid, max_seq_len), "max_seq_len": max_seq_len}
+    for split, name in (("train", "training"), ("valid", "dev")):
+        c = counts[split]
+        if c["rows"] and c["unscored"] == c["rows"]:
+            rows = train if split == "train" else valid
+            shortest = min(skip for _, skip in rows)
+            raise MlxLcError(f"none of the {c['rows']} {name} rows has a completion token within --max-seq-len "
+                             f"{max_seq_len} (the shortest prompt has {shortest} tokens): nothing to "
+                             f"{'train' if split == 'train' else 'measure'} on; raise --max-seq-len or shorten the prompts")
+    return counts
+
+
+def cut_note(counts: dict) -> str | None:
+    """The one line that says how many rows were cut at max_seq_len, or None when none was."""
+    cut = counts["train"]["cut"] + counts["valid"]["cut"]
+    if not cut:
+        return None
+    rows = counts["train"]["rows"] + counts["valid"]["rows"]
+    lost = counts["train"]["unscored"] + counts["valid"]["unscored"]
+    verb = "has" if lost == 1 else "have"
+    tail = f"; {lost} of them {verb} no completion token left and add{'s' if lost == 1 else ''} no loss" if lost else ""
+    return f"{cut} of {rows} rows were cut at --max-seq-len {counts['max_seq_len']} tokens{tail}"
+
+
+def data_hash(examples: Sequence[Example]) -> str:
+    """Of the token ids and prompt lengths: a resumed run must see the rows the checkpoint saw."""
+    shape = np.array([(len(ids), skip) for ids, skip in examples], np.int64).reshape(-1, 2)
+    tokens = np.fromiter(itertools.chain.from_iterable(ids for ids, _ in examples), np.int64, int(shape[:, 0].sum()))
+    return hashlib.sha256(shape.tobytes() + tokens.tobytes()).hexdigest()[:16]
+
+
+def _all_finite(tensors: dict[str, mx.array]) -> bool:
+    if not tensors:
+        return True
+    return mx.stack([mx.isfinite(v).all() for v in tensors.values()]).all().item()  # one sync, not one per tensor
+
+
 # ---------------------------------------------------------------- the loop
 
 @dataclass
@@ -190,6 +249,7 @@ class FitResult:
     history: dict  # {"train": [[step, loss, tokens/s]], "valid": [[step, loss]]}
     seconds: float
     tokens: int
+    rows: dict = field(default_factory=dict)  # per split: rows, cut at max_seq_len, left without a scored token
 
 
 def _lr_schedule(cfg: FitConfig, total: int):
@@ -228,8 +288,9 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
         on_best: Callable[[dict, int], None] | None = None, setup: dict | None = None) -> FitResult:
     """Train `model.trainable_parameters()` on `train`; keep the weights with the best dev loss.
 
-    Checkpoints (current + best weights, optimizer state, history) go to out/checkpoint at every
-    evaluation; `resume=True` continues from there. On return the model holds the best weights.
+    Checkpoints (current + best weights, optimizer and random state, history) go to out/checkpoint
+    at every evaluation; `resume=True` continues from there, exactly as the run would have gone on.
+    On return the model holds the best weights. A non-finite loss stops the run (`Diverged`).
     `on_best(weights, step)` runs at every new best dev loss (probes use it to watch a run).
     `setup` (JSON-able: base model, adapter or calibration settings) is saved with each checkpoint;
     a resume refuses one that differs, since the saved weights belong to that setup.
@@ -245,6 +306,11 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
     total = cfg.total_steps(len(train))
     eval_every = cfg.eval_every or max(1, min(200, total // 8))
     valid = list(valid)[: cfg.val_examples or None]
+    rows = check_rows(train, valid, cfg.max_seq_len)
+    note = cut_note(rows)
+    if note and rank == 0:
+        print(f"mlx-lc: {note}", file=sys.stderr)
+    data = {"train": data_hash(train), "valid": data_hash(valid)}
 
     mx.random.seed(cfg.seed)
     sched = _lr_schedule(cfg, total)
@@ -256,8 +322,13 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
     ckpt = out / CKPT if out is not None else None
     if resume:  # before compiling: the compiled step captures these very state objects
         if ckpt is None or not (ckpt / "state.json").exists():
-            raise MlxLcError(f"nothing to resume: no {ckpt or 'checkpoint'}/state.json")
-        start, best_val, best_step, bad, history, best = _load_checkpoint(ckpt, model, opt, cfg, setup)
+            raise MlxLcError(f"nothing to resume: no {ckpt or 'checkpoint'}/state.json{_left_behind(ckpt)}")
+        start, best_val, best_step, bad, history, best = _load_checkpoint(ckpt, model, opt, cfg, setup, data)
+    # What this run creates, removed again if it diverges: such a checkpoint resumes into the same
+    # divergence (its settings cannot change on resume), and an adapter folder holding only it
+    # would look like a run.
+    new_out = out is not None and not out.exists()
+    new_ckpt = ckpt is not None and not ckpt.exists()
 
     loss_and_grad = nn.value_and_grad(model, masked_loss)
     state = [model.state, opt.state, mx.random.state]
@@ -272,12 +343,17 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
     def evaluate_now(it: int) -> bool:
         """Dev loss at step `it`; True when patience ran out."""
         nonlocal best_val, best_step, bad, best
+        # a weight can overflow before the loss shows it (the last step's update, or no dev split)
+        if not _all_finite(dict(tree_flatten(model.trainable_parameters()))):
+            raise Diverged(f"training diverged: the weights hold non-finite values after step {it}; try a lower --lr")
         if not valid:
             best, best_step = _snapshot(model), it
             return False
         model.eval()
         val = evaluate_loss(model, valid, cfg.batch_size, cfg.max_seq_len, group)
         model.train()
+        if not math.isfinite(val):
+            raise Diverged(f"training diverged: the dev loss is {val} at step {it}; try a lower --lr")
         history["valid"].append([it, val])
         if best_val is None or val < best_val - 1e-6:
             best_val, best_step, bad, best = val, it, 0, _snapshot(model)
@@ -286,47 +362,62 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
         else:
             bad += 1
         if ckpt is not None and rank == 0:
-            _save_checkpoint(ckpt, model, opt, best, cfg, it, best_val, best_step, bad, history, setup)
+            _save_checkpoint(ckpt, model, opt, best, cfg, it, best_val, best_step, bad, history, setup, data)
         return bad >= cfg.patience
 
     bar = _bar(total, start, desc, progress and rank == 0)
     model.train()
     t0, tokens, window_tokens, window_t, window_loss, window_n = time.perf_counter(), 0, 0, time.perf_counter(), 0.0, 0
     stopped = False
-    if start == 0 and valid:
-        stopped = evaluate_now(0)
     lengths = [len(ids) for ids, _ in train] if cfg.group_by_length else None
     it = start
-    while it < total and not stopped:
-        batch = [train[i] for i in batch_order(len(train), cfg.batch_size, cfg.seed, it, lengths)]
-        global_count = sum(max(0, min(len(ids), cfg.max_seq_len + 1) - max(skip, 1)) for ids, skip in batch)
-        x, y, m = collate(shard(batch, rank, size), cfg.max_seq_len)
-        loss = step(x, y, m, mx.array(max(global_count, 1) / size, mx.float32), scored_positions(m))
-        mx.eval(state, loss)
-        it += 1
-        n_tok = sum(min(len(ids), cfg.max_seq_len + 1) - 1 for ids, _ in batch)
-        tokens += n_tok
-        window_tokens += n_tok
-        local = loss.item() / size  # this rank's share of the global mean
-        window_loss += mx.distributed.all_sum(mx.array(local), stream=mx.cpu).item() if size > 1 else local
-        window_n += 1
-        if it % max(1, min(10, eval_every)) == 0 or it == total:
-            now = time.perf_counter()
-            tps = window_tokens / max(now - window_t, 1e-9)
-            history["train"].append([it, window_loss / window_n, tps])
-            bar.set_postfix(loss=f"{window_loss / window_n:.3f}",
-                            val=f"{best_val:.3f}" if best_val is not None else "-", tok_s=f"{tps:,.0f}")
-            window_tokens, window_t, window_loss, window_n = 0, now, 0.0, 0
-        bar.update(1)
-        if it % eval_every == 0 or it == total:
-            stopped = evaluate_now(it)
-    bar.close()
+    try:
+        if start == 0 and valid:
+            stopped = evaluate_now(0)
+        while it < total and not stopped:
+            batch = [train[i] for i in batch_order(len(train), cfg.batch_size, cfg.seed, it, lengths)]
+            global_count = sum(scored_tokens(e, cfg.max_seq_len) for e in batch)
+            x, y, m = collate(shard(batch, rank, size), cfg.max_seq_len)
+            loss = step(x, y, m, mx.array(max(global_count, 1) / size, mx.float32), scored_positions(m))
+            mx.eval(state, loss)
+            it += 1
+            n_tok = sum(min(len(ids), cfg.max_seq_len + 1) - 1 for ids, _ in batch)
+            tokens += n_tok
+            window_tokens += n_tok
+            local = loss.item() / size  # this rank's share of the global mean
+            step_loss = mx.distributed.all_sum(mx.array(local), stream=mx.cpu).item() if size > 1 else local
+            if not math.isfinite(step_loss):  # the same on every rank, so all of them stop here
+                raise Diverged(f"training diverged: the training loss is {step_loss} at step {it}; try a lower --lr")
+            window_loss += step_loss
+            window_n += 1
+            if it % max(1, min(10, eval_every)) == 0 or it == total:
+                now = time.perf_counter()
+                tps = window_tokens / max(now - window_t, 1e-9)
+                history["train"].append([it, window_loss / window_n, tps])
+                bar.set_postfix(loss=f"{window_loss / window_n:.3f}",
+                                val=f"{best_val:.3f}" if best_val is not None else "-", tok_s=f"{tps:,.0f}")
+                window_tokens, window_t, window_loss, window_n = 0, now, 0.0, 0
+            bar.update(1)
+            if it % eval_every == 0 or it == total:
+                stopped = evaluate_now(it)
+    except Diverged:
+        if new_ckpt and ckpt.exists():
+            shutil.rmtree(ckpt, ignore_errors=True)
+        if new_out and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    finally:
+        bar.close()
     model.load_weights(list(best.items()), strict=False)
     mx.eval(model.parameters())
-    return FitResult(it, best_step, best_val, stopped, history, time.perf_counter() - t0, tokens)
+    return FitResult(it, best_step, best_val, stopped, history, time.perf_counter() - t0, tokens, rows)
 
 
 # ---------------------------------------------------------------- helpers
+
+class Diverged(MlxLcError):
+    """A non-finite loss or weight: the run stops there, since every later step is non-finite too."""
+
 
 def _snapshot(model) -> dict[str, mx.array]:
     snap = {k: mx.array(v) for k, v in tree_flatten(model.trainable_parameters())}
@@ -348,22 +439,39 @@ def _bar(total: int, start: int, desc: str, show: bool):
     return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=True)
 
 
-def _save_checkpoint(ckpt: Path, model, opt, best, cfg, it, best_val, best_step, bad, history, setup):
-    """Weights and optimizer state as safetensors, counters as JSON; state.json last, so a crash
-    mid-save leaves the previous checkpoint readable."""
-    ckpt.mkdir(parents=True, exist_ok=True)
-    for name, tensors in (("current", dict(tree_flatten(model.trainable_parameters()))), ("best", best),
-                          ("optimizer", dict(tree_flatten(opt.state)))):
-        tmp = ckpt / f".{name}.tmp.safetensors"
-        mx.save_safetensors(str(tmp), tensors)
-        tmp.replace(ckpt / f"{name}.safetensors")
-    atomic_write_text(ckpt / "state.json", json.dumps({
-        "step": it, "best_val": best_val, "best_step": best_step, "bad_evals": bad,
-        "history": history, "fit": asdict(cfg), "setup": setup}))
+CKPT_FILES = ("current", "best", "optimizer")
 
 
-def _load_checkpoint(ckpt: Path, model, opt, cfg: FitConfig, setup: dict):
-    state = json.loads((ckpt / "state.json").read_text())
+def _save_checkpoint(ckpt: Path, model, opt, best, cfg, it, best_val, best_step, bad, history, setup, data):
+    """Weights and optimizer state as safetensors, counters, random key and each file's sha256 in
+    state.json, all written to a temporary folder that then replaces the previous checkpoint: a
+    crash mid-save leaves that one whole, never a mix of two steps' files."""
+    tensors = {"current": dict(tree_flatten(model.trainable_parameters())), "best": best,
+               "optimizer": dict(tree_flatten(opt.state))}
+    with atomic_dir(ckpt, marker="state.json", kind="checkpoint") as tmp:
+        files = {}
+        for name in CKPT_FILES:
+            path = Path(tmp) / f"{name}.safetensors"
+            mx.save_safetensors(str(path), tensors[name])
+            files[path.name] = sha256(path)
+        # the key dropout draws from next: without it a resumed run draws other masks than the
+        # uninterrupted one (mx.random.key(s) is [s >> 32, s & 0xffffffff], so a seed restores it)
+        hi, lo = (int(v) for v in np.array(mx.random.state[0]).tolist())
+        (Path(tmp) / "state.json").write_text(json.dumps({
+            "step": it, "best_val": best_val, "best_step": best_step, "bad_evals": bad,
+            "history": history, "fit": asdict(cfg), "setup": setup, "data": data,
+            "rng_seed": (hi << 32) | lo, "files": files}))
+
+
+def _left_behind(ckpt: Path | None) -> str:
+    """A hint at the checkpoint a save stopped between its two renames (atomic_dir moves the
+    previous one aside, then the new one in) had left beside the missing one."""
+    old = sorted(p for p in ckpt.parent.glob(f".{ckpt.name}.old-*") if (p / "state.json").is_file()) if ckpt else []
+    return f" ({old[0]} holds the checkpoint a stopped save moved aside: rename it to {ckpt.name} to resume)" if old else ""
+
+
+def _load_checkpoint(ckpt: Path, model, opt, cfg: FitConfig, setup: dict, data: dict):
+    state = read_json(ckpt / "state.json")
     saved = state.get("fit", {})
     keys = ("lr", "batch_size", "seed", "max_seq_len", "group_by_length")  # what decides the next batches and steps
     changed = [f"{k} {saved.get(k)} -> {getattr(cfg, k)}" for k in keys if saved.get(k, False) != getattr(cfg, k)]
@@ -371,6 +479,18 @@ def _load_checkpoint(ckpt: Path, model, opt, cfg: FitConfig, setup: dict):
     changed += _changes(state.get("setup", {}), setup)
     if changed:
         raise MlxLcError(f"cannot resume {ckpt}: {', '.join(changed)}")
+    # Checkpoints written before these were recorded have no "data" or "files": not checked.
+    for split, name in (("train", "training"), ("valid", "dev")):
+        if split in state.get("data", {}) and state["data"][split] != data[split]:
+            raise MlxLcError(f"cannot resume {ckpt}: the {name} data (as tokenized) differ from the data it was "
+                             "trained on; resume with the same data, or start over without --resume")
+    if "files" in state:
+        for name in CKPT_FILES:
+            path = ckpt / f"{name}.safetensors"
+            if not path.is_file() or sha256(path) != state["files"].get(path.name):
+                what = "is missing" if not path.is_file() else "does not match the sha256 its state.json records"
+                raise MlxLcError(f"cannot resume {ckpt}: {path.name} {what} (a damaged or mixed checkpoint); "
+                                 "start over without --resume")
     current, best = load_safetensors(ckpt / "current.safetensors"), load_safetensors(ckpt / "best.safetensors")
     # load_weights(strict=False) would take tensors of any shape (or none): a mismatch then
     # surfaced as a matmul error mid-run, or trained on silently.
@@ -381,10 +501,21 @@ def _load_checkpoint(ckpt: Path, model, opt, cfg: FitConfig, setup: dict):
             more = f" (and {len(wrong) - 3} more)" if len(wrong) > 3 else ""
             raise MlxLcError(f"cannot resume {ckpt}: {name}.safetensors does not fit the model: "
                              f"{'; '.join(wrong[:3])}{more}")
+    try:
+        counters = (int(state["step"]), state["best_val"], int(state["best_step"]), int(state["bad_evals"]),
+                    state["history"])
+        rng = state.get("rng_seed")
+        if rng is not None and not (isinstance(rng, int) and 0 <= rng < 2**64):
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        raise MlxLcError(f"cannot resume {ckpt}: its state.json is incomplete or damaged; "
+                         "start over without --resume") from None
     model.load_weights(list(current.items()), strict=False)
     opt.state = tree_unflatten(list(load_safetensors(ckpt / "optimizer.safetensors").items()))
+    if rng is not None:
+        mx.random.seed(rng)
     mx.eval(model.parameters(), opt.state)
-    return (state["step"], state["best_val"], state["best_step"], state["bad_evals"], state["history"], best)
+    return (*counters, best)
 
 
 def _changes(saved: dict, now: dict, prefix: str = "") -> list[str]:

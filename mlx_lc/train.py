@@ -204,7 +204,8 @@ def write_curves(out: Path, result: FitResult, title: str) -> None:
 def _result_meta(r: FitResult) -> dict:
     return {"steps": r.steps, "best_step": r.best_step, "best_val_loss": r.best_val, "stopped_early": r.stopped_early,
             "seconds": round(r.seconds, 2), "tokens": r.tokens,
-            "tokens_per_s": round(r.tokens / max(r.seconds, 1e-9), 1)}
+            "tokens_per_s": round(r.tokens / max(r.seconds, 1e-9), 1),
+            "rows": r.rows}  # per split: rows, cut at max_seq_len, left with no scored token
 
 
 def _flat(tree):
