@@ -145,7 +145,7 @@ def test_atomic_dir_cleans_up_when_the_rename_fails(tmp_path):
     out.mkdir()
     (out / "marker.json").write_text("old")
     # The place the old artifact is swapped to is taken by a non-empty folder: the swap fails.
-    blocker = tmp_path / f".art.old-{os.getpid()}"
+    blocker = tmp_path / f".art.mlx-lc-old-{os.getpid()}"
     blocker.mkdir()
     (blocker / "x").write_text("x")
     with pytest.raises(OSError):
