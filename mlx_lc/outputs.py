@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import secrets
@@ -106,10 +107,17 @@ def check_out_dir(out: str | Path, marker: str | None = None, kind: str = "outpu
     (one holding `marker`): replacing it would delete whatever the user keeps there. Recovers
     and sweeps what earlier runs left beside it first (recover)."""
     check_out_path(out)
-    marker = _marker_for(kind, marker)
     recover(out)
+    check_contents(out, marker, kind)
+
+
+def check_contents(out: str | Path, marker: str | None = None, kind: str = "output",
+                   also_ok=lambda folder: False) -> None:
+    """The kind check of check_out_dir alone (nothing swept); `also_ok(out)` may accept a
+    non-empty folder that holds no marker."""
+    marker = _marker_for(kind, marker)
     out = Path(out)
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(out.iterdir()) and not also_ok(out):
         other = kind_of(out)
         if not (out / marker).exists():
             what = f"; it is {_a(other)}" if other else ""
@@ -173,14 +181,14 @@ def _remove(p: Path) -> None:
     shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
 
 
-def recover(out: str | Path) -> None:
-    """Sweep the leftovers of runs whose process is gone: temporaries are deleted; an old copy is
-    put back when `out` is missing (the run died between the swap's two renames: its new output
-    was not complete in place yet), else deleted (the swap had finished)."""
+def recover(out: str | Path, spare=lambda tmp: False) -> None:
+    """Sweep the leftovers of runs whose process is gone: temporaries are deleted (but those
+    `spare(tmp)` keeps); an old copy is put back when `out` is missing (the run died between the
+    swap's two renames), else deleted (the swap had finished)."""
     out = Path(os.path.abspath(out))
     with contextlib.suppress(OSError):
         for p, what, pid in sorted(_leftovers(out), key=lambda x: x[1] == "tmp"):
-            if _alive(pid):
+            if _alive(pid) or (what == "tmp" and spare(p)):
                 continue
             if what == "old" and not os.path.lexists(out):
                 os.replace(p, out)
@@ -268,3 +276,80 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# ---------------------------------------------------------------- training runs
+
+CKPT = "checkpoint"  # fit's checkpoint folder inside a run's --out
+
+
+def _step(folder: Path) -> int:
+    try:
+        return int(json.loads((folder / CKPT / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Hard links where the file system allows (fit replaces checkpoint files by rename, never in
+    place, so the earlier output's copy stays as it was); copies elsewhere."""
+    def link(s, d):
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+    shutil.copytree(src, dst, copy_function=link)
+
+
+@contextlib.contextmanager
+def run_dir(out: str | Path, *, kind: str, inputs=(), resume: bool = False):
+    """A training run's --out, built in a temporary folder and swapped in as a unit.
+
+    Checked before any work: path, name length, inputs, kind. With `resume`, the most advanced
+    checkpoint is carried into the temporary: the one in `out`, or that of a run of this --out
+    killed before its swap (its temporary is adopted instead of swept). Yields the temporary."""
+    check_out_path(out)
+    check_out(out, inputs)
+    # A folder with only a checkpoint is a run interrupted by earlier versions (they trained in place).
+    check_contents(out, kind=kind, also_ok=lambda f: kind_of(f) is None and (f / CKPT / "state.json").is_file())
+    out = Path(os.path.abspath(out))
+    has_ckpt = lambda p: _step(p) >= 0  # noqa: E731
+    recover(out, spare=has_ckpt if resume else (lambda p: False))
+    tmp = None
+    if resume:
+        found = [out] if has_ckpt(out) else []  # first: it wins a tie
+        found += [p for p, what, pid in _leftovers(out) if what == "tmp" and not _alive(pid) and has_ckpt(p)]
+        if not found:
+            raise MlxLcError(f"nothing to resume: no {out / CKPT}/state.json")
+        src = max(found, key=_step)
+        if src != out:
+            tmp = out.with_name(tmp_name(out.name))
+            os.replace(src, tmp)  # adopt it: this run's temporary now
+            for p in tmp.iterdir():
+                if p.name != CKPT:
+                    _remove(p)
+            print(f"mlx-lc: resuming from the checkpoint of an interrupted run (step {_step(tmp)})", file=sys.stderr)
+    recover(out)  # the other leftovers
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if tmp is None:
+        tmp = make_tmp_dir(out)
+        if resume:
+            _link_tree(out / CKPT, tmp / CKPT)
+    try:
+        try:
+            yield tmp
+        except MlxLcError as e:  # say --out where a message names the temporary
+            raise MlxLcError(str(e).replace(str(tmp), str(out))) from None
+        swap_in(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def move_into(folder: Path, writer) -> None:
+    """Let `writer(path)` write a complete output at a new path inside `folder`, then move its
+    files up into `folder` (which holds other parts of the run: checkpoint/, history.json)."""
+    part = folder / ".part"
+    writer(part)
+    for f in part.iterdir():
+        os.replace(f, folder / f.name)
+    part.rmdir()
