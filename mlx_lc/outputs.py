@@ -264,14 +264,17 @@ def atomic_dir(out: str | Path, *, marker: str | None = None, kind: str = "outpu
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `path` through a temporary sibling renamed over it: never a half-written file."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     check_out_path(path, folder=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(tmp_name(path.name))
     try:
-        # open's 0o666 & ~umask, unlike mkstemp's 0600
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "xb") as f:  # open's 0o666 & ~umask, unlike mkstemp's 0600
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

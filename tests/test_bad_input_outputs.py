@@ -180,10 +180,12 @@ def test_bench_report_writes_all_files_or_none(tmp_path):
         write_bench({"rows": []}, out)  # no machine section: the Markdown fails after the JSON was made
     assert not out.exists()
     out.mkdir()
+    (out / "bench.json").write_text("{}\n")
     (out / "bench.md").write_text("earlier run\n")
     with pytest.raises(KeyError):
         write_bench({"rows": []}, out)
-    assert sorted(p.name for p in out.iterdir()) == ["bench.md"] and (out / "bench.md").read_text() == "earlier run\n"
+    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench.md"]
+    assert (out / "bench.md").read_text() == "earlier run\n" and leftovers(tmp_path) == []
 
 
 def test_bench_refuses_an_empty_group_list(tmp_path):
