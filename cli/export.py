@@ -27,7 +27,8 @@ def _export_folder(ctx, param, value):
     """--out: a folder (not NAME.mlpackage), new, empty or an earlier export; checked before any work."""
     from mlx_lc.export.package import check_out_name
 
-    check_out_name(value)
+    if value is not None:
+        check_out_name(value)
     return out_folder("export.json", "export")(ctx, param, value)
 
 
