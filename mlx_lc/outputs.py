@@ -216,12 +216,16 @@ def make_tmp_dir(out: Path) -> Path:
 def _locked(folder: Path):
     """An exclusive flock on `folder` (the parent of --out), so two runs writing the same --out
     swap one after the other instead of interleaving their renames."""
-    fd = os.open(folder, os.O_RDONLY)
     try:
+        fd = os.open(folder, os.O_RDONLY)
         fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # a folder we may write but not read, or no flock there: swap unlocked
+        fd = None
+    try:
         yield
     finally:
-        os.close(fd)  # releases the lock
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
 
 def swap_in(tmp: Path, out: Path) -> None:
