@@ -28,7 +28,8 @@ from .paths import out_folder
 @click.option("--blas-n", type=int, help="Matmul size for the BLAS test [1024; quick 128].")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", "-o", default="bench_results", show_default=True, type=click.Path(path_type=Path),
-              callback=out_folder(), help="Folder for bench.json, bench.md and bench.png.")
+              callback=out_folder("bench.json", "bench"),
+              help="Folder for bench.json, bench.md and bench.png (replaced as a whole: new, empty or an earlier bench).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench(model, shape, dtype, quick, only, rank, max_tokens, rounds, prompts, train_batch, train_seq, copy_mb,
           blas_n, seed, out, no_progress):

@@ -47,6 +47,9 @@ def demo(size, out, seed, seeds, subtasks, pretrain_base, jobs, report_only, qui
         lib.rewrite_report(out)
         click.echo(f"wrote {out / 'results.md'}")
         return
+    from mlx_lc.io import check_out_dir
+
+    check_out_dir(out, "work", "demo")  # new, empty or an earlier demo (holding work/), before any work
     try:
         seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed]
     except ValueError:

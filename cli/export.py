@@ -23,6 +23,15 @@ def _kb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} KB"
 
 
+def _export_folder(ctx, param, value):
+    """--out: a folder (not NAME.mlpackage), new, empty or an earlier export; checked before any work."""
+    from mlx_lc.export.package import check_out_name
+
+    if value is not None:
+        check_out_name(value)
+    return out_folder("export.json", "export")(ctx, param, value)
+
+
 def composition_specs(model, adapters, calibration, fused, task, name, compositions):
     """(model to load, [CompositionSpec]) from the command's options; one line for each misuse."""
     from mlx_lc.export.compositions import CompositionSpec, parse
@@ -58,8 +67,8 @@ def composition_specs(model, adapters, calibration, fused, task, name, compositi
 @click.option("--composition", "compositions", multiple=True, metavar="NAME[:TASK]=PATH[,PATH...]",
               help="A composition from adapter folders and at most one calibration folder; repeat to put "
                    "several in one package (base weights stored once).")
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), callback=out_folder(),
-              help="NAME.mlpackage; tokenizer files, manifest.json and export.json are written beside it.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), callback=_export_folder,
+              help="Output folder: it will hold Model.mlpackage, the tokenizer files, manifest.json and export.json.")
 @click.option("--quantize", "-q", type=click.Choice(QUANT_MODES), default="int4", show_default=True,
               help="Base weights: int8 per channel, int4 in blocks of 32, or float16.")
 @click.option("--context", default=512, show_default=True, help="KV cache length (prompt + generated tokens).")
@@ -72,8 +81,8 @@ def coreml(model, adapters, calibration, fused, task, name, compositions, out, q
 
     \b
     mlx-lc export coreml -m Qwen/Qwen2.5-0.5B-Instruct -a a/summarize -a a/es -c c/sum_es \\
-        -t summarize+es --out dist/SumEs.mlpackage --quantize int4 --verify
-    mlx-lc export coreml -m Qwen/Qwen2.5-0.5B-Instruct --out dist/Compose.mlpackage \\
+        -t summarize+es --out dist/sum_es --quantize int4 --verify
+    mlx-lc export coreml -m Qwen/Qwen2.5-0.5B-Instruct --out dist/compose \\
         --composition sum_es:summarize+es=a/summarize,a/es,c/sum_es \\
         --composition sum_fr:summarize+fr=a/summarize,a/fr,c/sum_fr
     """
@@ -88,8 +97,8 @@ def coreml(model, adapters, calibration, fused, task, name, compositions, out, q
     report = run_export(ExportConfig(model=model_name, out=str(out), compositions=specs, quantize=quantize,
                                      context=context, max_new_tokens=max_new_tokens, verify=verify,
                                      verify_steps=verify_steps, fused=fused is not None))
-    click.echo(f"wrote {out} ({_kb(report['package_bytes'])}, {report['bytes_per_param']:.2f} bytes/param, "
-               f"{quantize}) and manifest.json beside it, in {report['export_seconds']:.1f}s")
+    click.echo(f"wrote {out}: Model.mlpackage ({_kb(report['package_bytes'])}, {report['bytes_per_param']:.2f} "
+               f"bytes/param, {quantize}), tokenizer files and manifest.json, in {report['export_seconds']:.1f}s")
     for cname, info in report["compositions"].items():
         fns = info["functions"]
         click.echo(f"  {cname} ({info['task']}): {fns['prefill']}, {fns['decode']}  "

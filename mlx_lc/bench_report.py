@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 import textwrap
 from pathlib import Path
 
-from .io import check_out_path
+from .outputs import atomic_dir
 
 _FMT = {"s": "{:.3f} s", "tok/s": "{:.1f} tok/s", "MB": "{:.1f} MB", "GFLOP/s": "{:.1f} GFLOP/s"}
 
@@ -95,24 +93,12 @@ def plot(result: dict, path: Path) -> bool:
 def write(result: dict, out: str | Path) -> list[Path]:
     """bench.json, bench.md and bench.png (if matplotlib is there) in `out`: all of them or none.
 
-    Each is made in a staging folder first and moved in only when all were made, so a failing
-    chart (say) leaves no bench.json beside an older bench.md; `out` keeps its other files.
+    They are made in a temporary folder that replaces `out` (new, empty or an earlier bench) only
+    when all were made, so a failing chart (say) leaves no bench.json beside an older bench.md.
     """
     out = Path(out)
-    check_out_path(out)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".bench.", dir=out))
-    try:
+    with atomic_dir(out, kind="bench") as stage:
         (stage / "bench.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
         (stage / "bench.md").write_text(markdown(result))
         names = ["bench.json", "bench.md"] + (["bench.png"] if plot(result, stage / "bench.png") else [])
-        for name in names:
-            os.replace(stage / name, out / name)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        if created:
-            shutil.rmtree(out, ignore_errors=True)  # only the staging folder was in it
-        raise
-    shutil.rmtree(stage, ignore_errors=True)
     return [out / name for name in names]

@@ -20,7 +20,8 @@ from .errors import MlxLcError
 from .fit import FitConfig, FitResult, fit
 from .io import sha256
 from .merge import MergeConfig, merge
-from .train import _result_meta, encode_rows, load_splits, model_id, write_beside, write_curves
+from .outputs import move_into
+from .train import _result_meta, encode_rows, load_splits, model_id, run_folder, write_curves
 
 # The settings the demo measured LC++ with (rank 4; README, results/): on its summarize+es task,
 # 4 epochs at lr 5e-3, batch 16, scored judge 76%, where lc at 1 epoch, lr 5e-4, batch 4 scored 0%.
@@ -69,20 +70,21 @@ def calibrate(model_path: str, adapter_paths: list[str | Path], data: str | Path
     if len(adapter_paths) < 2:
         raise MlxLcError("calibration composes at least two adapters: give --adapter twice (primary, secondary)")
     out = Path(out)
-    model, tok = load_base(model_path)
-    loras = adapters_io.load_for(model, adapter_paths, model_path)
-    train_rows, valid_rows = load_splits(data, seed=cfg.fit.seed)
-    merged, calib = prepare(model, loras, cfg)
-    result = fit(model, encode_rows(tok, train_rows), encode_rows(tok, valid_rows), cfg.fit, out=out,
-                 resume=resume, progress=progress, desc=f"calibrate {out.name}",
-                 setup=_setup(model, model_path, loras, cfg))
-    if mx.distributed.init().rank() == 0:
-        extra = {"train": {"fit": asdict(cfg.fit), "data": str(data), "n_train": len(train_rows),
-                           "n_valid": len(valid_rows), "tasks": sorted({r.get("task", "?") for r in train_rows})},
-                 "result": _result_meta(result)}
-        if merged.base_model is None:
-            merged.base_model = model_path
-        write_beside(out, lambda tmp: calib_io.save(model.calibration, merged, tmp, extra))
-        write_curves(out, result, f"calibration {out.name} ({cfg.calibration.variant}"
-                                  f"{' ' + cfg.calibration.mode if cfg.calibration.variant == 'lc' else ''})")
+    with run_folder(out, "calibration", [model_path, *adapter_paths, data], resume) as tmp:
+        model, tok = load_base(model_path)
+        loras = adapters_io.load_for(model, adapter_paths, model_path)
+        train_rows, valid_rows = load_splits(data, seed=cfg.fit.seed)
+        merged, calib = prepare(model, loras, cfg)
+        result = fit(model, encode_rows(tok, train_rows), encode_rows(tok, valid_rows), cfg.fit, out=tmp,
+                     resume=resume, progress=progress, desc=f"calibrate {out.name}",
+                     setup=_setup(model, model_path, loras, cfg))
+        if mx.distributed.init().rank() == 0:
+            extra = {"train": {"fit": asdict(cfg.fit), "data": str(data), "n_train": len(train_rows),
+                               "n_valid": len(valid_rows), "tasks": sorted({r.get("task", "?") for r in train_rows})},
+                     "result": _result_meta(result)}
+            if merged.base_model is None:
+                merged.base_model = model_path
+            move_into(tmp, lambda part: calib_io.save(model.calibration, merged, part, extra))
+            write_curves(tmp, result, f"calibration {out.name} ({cfg.calibration.variant}"
+                                      f"{' ' + cfg.calibration.mode if cfg.calibration.variant == 'lc' else ''})")
     return result

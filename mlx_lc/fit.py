@@ -466,7 +466,7 @@ def _save_checkpoint(ckpt: Path, model, opt, best, cfg, it, best_val, best_step,
 def _left_behind(ckpt: Path | None) -> str:
     """A hint at the checkpoint a save stopped between its two renames (atomic_dir moves the
     previous one aside, then the new one in) had left beside the missing one."""
-    old = sorted(p for p in ckpt.parent.glob(f".{ckpt.name}.old-*") if (p / "state.json").is_file()) if ckpt else []
+    old = sorted(p for p in ckpt.parent.glob(f".{ckpt.name}.*old-*") if (p / "state.json").is_file()) if ckpt else []
     return f" ({old[0]} holds the checkpoint a stopped save moved aside: rename it to {ckpt.name} to resume)" if old else ""
 
 

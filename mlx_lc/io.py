@@ -1,102 +1,16 @@
-"""Small file helpers: atomic output folders, JSON, safetensors, hashes."""
+"""Small file helpers: JSON, safetensors, hashes (and, re-exported from outputs, the output rule)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import mlx.core as mx
 
 from .errors import MlxLcError
-
-
-def check_out_path(out: str | Path, folder: bool = True) -> None:
-    """Fail before any work when `out` cannot become a folder (or, folder=False, a file):
-    it exists as the other kind, or one of its parents is a file."""
-    out = Path(out)
-    if folder and out.exists() and not out.is_dir():
-        raise MlxLcError(f"{out} exists and is not a folder")
-    if not folder and out.is_dir():
-        raise MlxLcError(f"{out} is a folder, not a file")
-    for parent in Path(os.path.abspath(out)).parents:
-        if parent.exists() and not parent.is_dir():
-            raise MlxLcError(f"{out}: {parent} exists and is not a folder")
-
-
-def check_out_dir(out: str | Path, marker: str, kind: str) -> None:
-    """Refuse an `out` that atomic_dir would replace but that is not an earlier artifact of
-    this kind (one holding `marker`): replacing it would delete whatever the user keeps there."""
-    check_out_path(out)
-    out = Path(out)
-    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
-        raise MlxLcError(f"{out} is not empty and holds no {marker} (not an earlier {kind}); "
-                         "refusing to replace it: choose a new or empty --out")
-    cwd = Path.cwd().resolve()
-    if out.resolve() == cwd or out.resolve() in cwd.parents:
-        # Swapping the current folder away would leave this shell in a deleted folder.
-        raise MlxLcError(f"{out} is the current folder or holds it; choose another --out")
-
-
-def check_out(out: str | Path, inputs) -> None:
-    """Refuse an --out that is one of the command's inputs or a folder holding one: writing
-    the output would replace the input. Inputs that are not on disk (hub ids, None) are skipped."""
-    target = Path(out).resolve()
-    for i in inputs:
-        if i is None or not Path(i).exists():
-            continue
-        p = Path(i).resolve()
-        if p == target or target in p.parents:
-            where = "is" if p == target else "holds"
-            raise MlxLcError(f"--out {out} {where} the input {i}; choose another --out")
-
-
-@contextlib.contextmanager
-def atomic_dir(out: str | Path, *, marker: str, kind: str):
-    """Yield a temporary folder beside `out`; rename it to `out` only if the block succeeds.
-
-    A failed run never leaves a half-written artifact (or its temporary folder) behind. An
-    existing `out` is replaced only when empty or an earlier `kind` (it holds `marker`).
-    """
-    check_out_dir(out, marker, kind)
-    # abspath: "." or "x/.." have no usable name to put a sibling beside; no symlinks followed,
-    # so a link named as --out is replaced, not the folder it points to.
-    out = Path(os.path.abspath(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            try:
-                os.replace(tmp, out)
-            except BaseException:
-                os.replace(old, out)  # put the earlier artifact back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename worked
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    check_out_path(path, folder=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# The output rule lives in outputs.py; these names stay importable from here.
+from .outputs import KINDS, atomic_dir, atomic_write_text, check_out, check_out_dir, check_out_path  # noqa: F401
 
 
 def shape_mismatches(expected: dict[str, mx.array], tensors: dict[str, mx.array]) -> list[str]:

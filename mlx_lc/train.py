@@ -8,9 +8,9 @@ completions format) plus `task`; the loss covers the completion only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,10 +21,11 @@ import mlx.nn as nn
 from . import adapters as adapters_io
 from . import tasks
 from .adapters import LoRA
+from .checks import MAX_SCALE, MIN_SCALE
 from .errors import MlxLcError
 from .fit import Example, FitConfig, FitResult, fit
 from .io import atomic_dir, atomic_write_text, read_text, write_json
-from .checks import MAX_SCALE, MIN_SCALE
+from .outputs import move_into, run_dir
 from .tiny import TinyConfig, tiny_model_files
 
 # METHOD.md: rank 32, alpha 16 (mlx-lm scale = alpha / rank = 0.5), dropout 0.05, Adam, lr 5e-5.
@@ -154,43 +155,34 @@ def train_lora(model_path: str, data: str | Path, out: str | Path, cfg: LoRAConf
     cfg = cfg or LoRAConfig()
     cfg.validate()
     out = Path(out)
-    model, tok = load_base(model_path)
-    train_rows, valid_rows = load_splits(data, seed=cfg.fit.seed)
-    mx.random.seed(cfg.fit.seed)  # LoRA's `a` init
-    cfg.keys = add_lora(model, cfg)
-    result = fit(model, encode_rows(tok, train_rows), encode_rows(tok, valid_rows), cfg.fit, out=out,
-                 resume=resume, progress=progress, desc=f"lora {out.name}",
-                 setup={"kind": "lora", "base_model": model_id(model_path), "base_arch": adapters_io.model_arch(model),
-                        "rank": cfg.rank, "scale": cfg.scale, "keys": cfg.keys})
-    meta = {"train": {**asdict(cfg), "data": str(data), "n_train": len(train_rows), "n_valid": len(valid_rows),
-                      "tasks": sorted({r.get("task", "?") for r in train_rows}),
-                      "world_size": mx.distributed.init().size()},
-            "result": _result_meta(result), "kind": "lora"}
-    if mx.distributed.init().rank() == 0:
-        write_adapter(lora_from_model(model, cfg.scale, model_path, meta), out)
-        write_curves(out, result, f"LoRA {out.name}")
+    with run_folder(out, "adapter", [model_path, data], resume) as tmp:
+        model, tok = load_base(model_path)
+        train_rows, valid_rows = load_splits(data, seed=cfg.fit.seed)
+        mx.random.seed(cfg.fit.seed)  # LoRA's `a` init
+        cfg.keys = add_lora(model, cfg)
+        result = fit(model, encode_rows(tok, train_rows), encode_rows(tok, valid_rows), cfg.fit, out=tmp,
+                     resume=resume, progress=progress, desc=f"lora {out.name}",
+                     setup={"kind": "lora", "base_model": model_id(model_path),
+                            "base_arch": adapters_io.model_arch(model), "rank": cfg.rank, "scale": cfg.scale,
+                            "keys": cfg.keys})
+        meta = {"train": {**asdict(cfg), "data": str(data), "n_train": len(train_rows), "n_valid": len(valid_rows),
+                          "tasks": sorted({r.get("task", "?") for r in train_rows}),
+                          "world_size": mx.distributed.init().size()},
+                "result": _result_meta(result), "kind": "lora"}
+        if mx.distributed.init().rank() == 0:
+            lora = lora_from_model(model, cfg.scale, model_path, meta)
+            move_into(tmp, lambda part: adapters_io.write_mlx(lora, part))
+            write_curves(tmp, result, f"LoRA {out.name}")
     return result
 
 
-def write_adapter(lora: LoRA, out: Path) -> None:
-    """The mlx-lm adapter files, written into `out` beside its checkpoint folder."""
-    write_beside(out, lambda tmp: adapters_io.write_mlx(lora, tmp))
-
-
-def write_beside(out: Path, writer) -> None:
-    """Let `writer(folder)` write a complete artifact to a temporary folder, then move its files
-    into `out` one by one: `out` keeps its other contents (checkpoint/, loss.png) and never holds
-    a half-written file."""
-    import shutil
-
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".write.", dir=out))
-    try:
-        writer(tmp / "a")
-        for f in (tmp / "a").iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def run_folder(out: Path, kind: str, inputs: list, resume: bool):
+    """Where a training run writes: on rank 0 a temporary folder that replaces `out` as a unit when
+    the run succeeded (outputs.run_dir: everything checked before any work); on the other ranks,
+    which write nothing, `out` itself (a resume reads its checkpoint there)."""
+    if mx.distributed.init().rank() == 0:
+        return run_dir(out, kind=kind, inputs=inputs, resume=resume)
+    return contextlib.nullcontext(out)
 
 
 def write_curves(out: Path, result: FitResult, title: str) -> None:

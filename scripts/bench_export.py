@@ -98,7 +98,7 @@ def run_bench(args, work: Path) -> None:
         comps[name] = f"{name}:{p}+{s}={a[p]},{a[s]},{cal}"
 
     def run(tag: str, specs, q: str) -> dict:
-        rep = export(ExportConfig(model=str(model), out=str(args.out / tag / "Model.mlpackage"),
+        rep = export(ExportConfig(model=str(model), out=str(args.out / tag),
                                   compositions=specs, quantize=q, context=args.context), progress=False)
         print(f"  {tag:<22} {rep['export_seconds']:7.1f}s {rep['package_bytes'] / 1e6:9.1f} MB "
               f"{8 * rep['bytes_per_param']:6.2f} bits/param")

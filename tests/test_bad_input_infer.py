@@ -143,7 +143,7 @@ def test_model_that_is_a_file(fx, work):
 
 
 def test_export_fused_missing(fx, work):
-    r = invoke("export", "coreml", "--fused", work / "nope", "-t", "summarize+es", "-o", work / "e.mlpackage")
+    r = invoke("export", "coreml", "--fused", work / "nope", "-t", "summarize+es", "-o", work / "e")
     assert_one_line_error(r, "model not found:")
     nothing_written(work)
 
@@ -177,7 +177,7 @@ def test_mixed_ranks_message_fits_the_command(fx, work):
     assert_one_line_error(r, "use adapters of one rank")
     assert "--method" not in r.output
     r = invoke("export", "coreml", "-m", fx["model"], "-a", fx["a1"], "-a", fx["a8"], "-t", "summarize+es",
-               "-o", "e.mlpackage")
+               "-o", "e")
     assert_one_line_error(r, "mlx-lc merge --method cat or svd")
     r = invoke("merge", "-m", fx["model"], "-a", fx["a1"], "-a", fx["a8"], "-o", "out")
     assert_one_line_error(r, "use --method cat or svd")
@@ -218,17 +218,17 @@ def test_judge_checks_before_loading_the_judge(fx, work):
 
 def test_export_max_new_tokens(fx, work):
     r = invoke("export", "coreml", "-m", fx["model"], "-a", fx["a1"], "-t", "summarize+es", "--max-new-tokens", 0,
-               "-o", "e.mlpackage")
+               "-o", "e")
     assert_one_line_error(r, "--max-new-tokens must be at least 1")
     nothing_written(work)
 
 
-def test_export_refuses_to_replace_a_foreign_mlpackage_folder(fx, work):
-    (work / "e.mlpackage").mkdir()
-    (work / "e.mlpackage" / "keep.txt").write_text("mine")
-    r = invoke("export", "coreml", "-m", fx["model"], "-a", fx["a1"], "-t", "summarize+es", "-o", "e.mlpackage")
-    assert_one_line_error(r, "is not a Core ML package")
-    assert (work / "e.mlpackage" / "keep.txt").read_text() == "mine"
+def test_export_refuses_to_replace_a_foreign_folder(fx, work):
+    (work / "e").mkdir()
+    (work / "e" / "keep.txt").write_text("mine")
+    r = invoke("export", "coreml", "-m", fx["model"], "-a", fx["a1"], "-t", "summarize+es", "-o", "e")
+    assert_one_line_error(r, "holds no export.json")
+    assert (work / "e" / "keep.txt").read_text() == "mine"
 
 
 def test_judge_table_png_prints_the_real_path(fx, work):

@@ -145,7 +145,7 @@ def test_atomic_dir_cleans_up_when_the_rename_fails(tmp_path):
     out.mkdir()
     (out / "marker.json").write_text("old")
     # The place the old artifact is swapped to is taken by a non-empty folder: the swap fails.
-    blocker = tmp_path / f".art.old-{os.getpid()}"
+    blocker = tmp_path / f".art.mlx-lc-old-{os.getpid()}"
     blocker.mkdir()
     (blocker / "x").write_text("x")
     with pytest.raises(OSError):
@@ -180,10 +180,12 @@ def test_bench_report_writes_all_files_or_none(tmp_path):
         write_bench({"rows": []}, out)  # no machine section: the Markdown fails after the JSON was made
     assert not out.exists()
     out.mkdir()
+    (out / "bench.json").write_text("{}\n")
     (out / "bench.md").write_text("earlier run\n")
     with pytest.raises(KeyError):
         write_bench({"rows": []}, out)
-    assert sorted(p.name for p in out.iterdir()) == ["bench.md"] and (out / "bench.md").read_text() == "earlier run\n"
+    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench.md"]
+    assert (out / "bench.md").read_text() == "earlier run\n" and leftovers(tmp_path) == []
 
 
 def test_bench_refuses_an_empty_group_list(tmp_path):

@@ -56,7 +56,7 @@ def world(tmp_path_factory):
     fr = f"summarize+fr={a['summarize']},{a['fr']},{c_fr}"
 
     def run(name, comps, q="none", verify=False, model=m):
-        return export(ExportConfig(model=str(model), out=str(root / name / "Model.mlpackage"),
+        return export(ExportConfig(model=str(model), out=str(root / name),
                                    compositions=[parse(c) for c in comps], quantize=q, context=CONTEXT,
                                    verify=verify), progress=False)
 
@@ -165,7 +165,7 @@ def test_qwen2_untied_biased_llama3_rope_scaling_matches_mlx(tmp_path):
             "original_max_position_embeddings": 32}
     m = write_model(tmp_path / "qwen", arch="qwen2", tie=False, rope_scaling=rope, seed=5)
     adapter = write_adapter(tmp_path / "folded", m, seed=6)  # one adapter: exported folded
-    rep = export(ExportConfig(model=str(m), out=str(tmp_path / "q" / "Q.mlpackage"), quantize="none",
+    rep = export(ExportConfig(model=str(m), out=str(tmp_path / "q"), quantize="none",
                               compositions=[parse(f"reply_fr:reply+fr={adapter}")], context=CONTEXT, verify=True),
                  progress=False)
     assert rep["compositions"]["reply_fr"]["kind"] == "folded"
@@ -247,7 +247,7 @@ def test_cli_fused_model_with_verify(world, tmp_path):
 
     fused = fuse(str(world["model"]), adapters_io.read(world["adapters"]["es"]), tmp_path / "fused")
     res = CliRunner().invoke(main, ["export", "coreml", "--fused", str(fused), "-t", "summarize+es", "--name", "es",
-                                    "-o", str(tmp_path / "d" / "Es.mlpackage"), "-q", "int8", "--context", "32",
+                                    "-o", str(tmp_path / "d"), "-q", "int8", "--context", "32",
                                     "--verify"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "es_prefill, es_decode" in res.output and "greedy tokens agree" in res.output
@@ -258,12 +258,12 @@ def test_cli_fused_model_with_verify(world, tmp_path):
     (["--composition", "broken"], "expected NAME[:TASK]=ADAPTER"),
     (["--composition", "x:summarize+es=/no/such/folder"], "folder not found"),
     (["-t", "summarize+es", "--context", "4096"], "longer than"),
-    (["-t", "summarize+es", "--out", "Model.zip"], "must end in .mlpackage"),
+    (["-t", "summarize+es", "--out", "Model.mlpackage"], "use --out Model"),
     (["-t", "summarize"], "not a composition"),
     ([], "say which composition"),
 ])
 def test_cli_errors_are_one_line(world, tmp_path, args, message):
-    argv = ["export", "coreml", "-m", str(world["model"]), "-o", str(tmp_path / "M.mlpackage"), "--context", "32"]
+    argv = ["export", "coreml", "-m", str(world["model"]), "-o", str(tmp_path / "M"), "--context", "32"]
     res = CliRunner().invoke(main, argv + args)
     assert res.exit_code != 0 and message in res.output, res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
@@ -274,14 +274,14 @@ def test_unsupported_architecture_fails_before_loading(tmp_path):
     (tmp_path / "gpt").mkdir()
     (tmp_path / "gpt" / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     res = CliRunner().invoke(main, ["export", "coreml", "-m", str(tmp_path / "gpt"), "-t", "summarize+es",
-                                    "-o", str(tmp_path / "M.mlpackage")])
+                                    "-o", str(tmp_path / "M")])
     assert res.exit_code == 1 and "architecture 'gpt2' is not supported" in res.output
 
 
 def test_missing_coremltools_gives_install_hint(world, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "coremltools", None)  # import coremltools -> ImportError
     with pytest.raises(MlxLcError, match=r'pip install "mlx-lc\[coreml\]"'):
-        export(ExportConfig(model=str(world["model"]), out=str(tmp_path / "M.mlpackage"),
+        export(ExportConfig(model=str(world["model"]), out=str(tmp_path / "M"),
                             compositions=[parse(world["es"])]), progress=False)
 
 

@@ -1,12 +1,12 @@
-"""Export a model and its compositions: the .mlpackage, and beside it the tokenizer files,
+"""Export a model and its compositions into one folder: Model.mlpackage, the tokenizer files,
 manifest.json (the contract the iOS app reads) and export.json (the resolved configuration,
-sizes and, with verify, the measured agreement with MLX).
+sizes and, with verify, the measured agreement with MLX; it also marks the folder as an export).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import manifest as manifest_io
 from ..errors import MlxLcError
+from ..outputs import atomic_dir, check_out, check_out_dir
 from . import coreml, quantize
 from .compositions import CompositionSpec, Resolved, resolve
 from .graph import Graph, ModelSpec, TensorStore, check_context, check_weights, spec_from_config
@@ -25,12 +26,13 @@ from .graph import Graph, ModelSpec, TensorStore, check_context, check_weights, 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json")
 CONFIG_FILES = ("config.json", "generation_config.json")  # swift-transformers reads these beside a model
+PACKAGE = "Model.mlpackage"  # inside --out; manifest.json names it
 
 
 @dataclass
 class ExportConfig:
     model: str  # hub id or folder (a fused model folder for --fused)
-    out: str  # NAME.mlpackage; tokenizer files and manifest.json go beside it
+    out: str  # a folder: PACKAGE, tokenizer files, manifest.json, export.json
     compositions: list[CompositionSpec] = field(default_factory=list)
     quantize: str = "int4"
     context: int = 512
@@ -82,15 +84,26 @@ def load_model(model: str):
     return m, tok, config, spec, weights
 
 
-def _place(tmp: Path, final: Path) -> None:
-    """Move tmp over final; a directory being replaced is swapped out first."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
-    else:
-        os.replace(tmp, final)
+def check_out_name(out: str | Path) -> None:
+    """--out is the folder that holds the package: one naming the package itself is the old form."""
+    out = Path(out)
+    if out.suffix == ".mlpackage":
+        raise MlxLcError(f"--out is a folder that will hold {PACKAGE}, the tokenizer files and manifest.json: "
+                         f"use --out {out.with_suffix('')}")
+
+
+@contextlib.contextmanager
+def temp_files_in(folder: Path):
+    """Point Python's temporary files (coremltools writes its intermediate packages there) into
+    `folder`, inside our own temporary output: a killed export leaves nothing in the system's."""
+    folder.mkdir()
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def dir_bytes(path: Path) -> int:
@@ -102,11 +115,10 @@ def export(cfg: ExportConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     out = Path(cfg.out)
-    if out.suffix != ".mlpackage":
-        raise MlxLcError(f"--out must end in .mlpackage, got {out}")
-    if out.exists() and not (out / "Manifest.json").is_file():
-        # _place swaps whatever is at --out for the new package: refuse anything that is not one
-        raise MlxLcError(f"{out} exists and is not a Core ML package (no Manifest.json); refusing to replace it")
+    check_out_name(out)
+    inputs = [cfg.model] + [p for c in cfg.compositions for p in [*c.adapters, c.calibration]]
+    check_out_dir(out, kind="export")
+    check_out(out, inputs)
     if cfg.quantize not in quantize.MODES:
         raise MlxLcError(f"unknown quantization {cfg.quantize!r}; choose from {', '.join(quantize.MODES)}")
     if cfg.max_new_tokens < 1:  # it goes into the manifest; the app would generate nothing
@@ -131,10 +143,8 @@ def export(cfg: ExportConfig, progress: bool = True) -> dict:
     graph = Graph(spec, cfg.context, weights, store, [r.graph for r in resolved], cfg.model)
 
     src = model_dir(cfg.model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent))
-    try:
-        pkg = tmp / out.name
+    with atomic_dir(out, kind="export", inputs=inputs) as tmp, temp_files_in(tmp / ".tmp"):
+        pkg = tmp / PACKAGE
         metadata = {
             "description": f"{spec.hf_architecture} with {len(resolved)} composition(s) exported by mlx-lc",
             "co.huggingface.exporters.name": cfg.model,
@@ -160,11 +170,11 @@ def export(cfg: ExportConfig, progress: bool = True) -> dict:
                    "context_length": cfg.context, "quantization": cfg.quantize},
             io=coreml.io_description(graph),
             functions={r.spec.name: coreml.function_names(r.graph) for r in resolved},
-            package=out.name, tokenizer_files=tok_files, max_new_tokens=cfg.max_new_tokens)
+            package=PACKAGE, tokenizer_files=tok_files, max_new_tokens=cfg.max_new_tokens)
         manifest_io.validate(man)
         report = {
             "config": {**asdict(cfg), "compositions": [asdict(c) for c in cfg.compositions]},
-            "package": str(out), "package_bytes": dir_bytes(pkg), "base_params": graph.num_base_params(),
+            "package": str(out / PACKAGE), "package_bytes": dir_bytes(pkg), "base_params": graph.num_base_params(),
             "quantization": {"mode": cfg.quantize, **qstats},
             "compositions": {r.spec.name: {**r.graph.info, "task": r.graph.task,
                                            "functions": coreml.function_names(r.graph),
@@ -181,9 +191,4 @@ def export(cfg: ExportConfig, progress: bool = True) -> dict:
         report["export_seconds"] = round(time.perf_counter() - t0, 2)
         (tmp / "export.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         manifest_io.write(man, tmp / "manifest.json")
-        # The package and tokenizer first, the manifest last: it is what the app opens.
-        for name in [out.name] + files + ["export.json", "manifest.json"]:
-            _place(tmp / name, out.parent / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return report

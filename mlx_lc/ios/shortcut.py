@@ -13,14 +13,13 @@ raw value, the composition's name in manifest.json.
 
 from __future__ import annotations
 
-import os
 import plistlib
 import re
-import tempfile
 import uuid
 from pathlib import Path
 
 from ..errors import MlxLcError
+from ..outputs import atomic_write_bytes
 
 INTENT = "ComposeReplyIntent"  # the Swift type in ios_shortcut/Sources/MLXLCIntents/ComposeIntent.swift
 APP_NAME = "MLX LC"
@@ -101,14 +100,5 @@ def write_shortcut(out: str | Path, bundle_id: str, composition: str, team_id: s
     if out.is_dir():
         raise MlxLcError(f"{out} is a folder")
     data = plistlib.dumps(workflow, fmt=plistlib.FMT_BINARY, sort_keys=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)  # never a half-written file
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; it is meant to be shared
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(out, data)  # never a half-written file; the umask's permissions: it is meant to be shared
     return out

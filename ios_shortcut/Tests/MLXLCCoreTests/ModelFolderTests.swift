@@ -83,7 +83,7 @@ final class ModelFolderTests: XCTestCase {
     }
 }
 
-/// A real export, when MLXLC_EXPORT_DIR names one (`mlx-lc export coreml ... --out DIR/Model.mlpackage`):
+/// A real export, when MLXLC_EXPORT_DIR names one (`mlx-lc export coreml ... --out DIR`):
 /// its folder passes the app's checks and every composition builds a prompt and runs the loop.
 final class ExportFolderTests: XCTestCase {
     func testExportFolderFromEnvironment() async throws {
