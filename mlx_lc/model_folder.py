@@ -198,21 +198,27 @@ def check_weights(folder: Path, name: str) -> None:
         check_safetensors(path, name)
 
 
+def check_json_files(folder: Path, name: str, need_config: bool = True) -> tuple[dict | None, dict | None]:
+    """The JSON files of the folder parse, hold no custom code and have sane types -> (config, tokenizer config)."""
+    tok_config = read_json(folder / "tokenizer_config.json", name)
+    config = read_json(folder / "config.json", name)
+    refuse_custom_code(config, tok_config, name)
+    if need_config and config is None:
+        raise MlxLcError(f"model {name}: no config.json in {folder}")
+    gen_config = read_json(folder / "generation_config.json", name)
+    if gen_config is not None:
+        _check_types(gen_config, "generation_config.json", name, GENERATION_INTS, GENERATION_NUMBERS, TOKEN_IDS)
+    if config is not None and need_config:
+        check_config(config, name)
+    return config, tok_config
+
+
 def check(folder: str | Path, name: str | None = None, weights: bool = True) -> dict:
     """Every check above on a local model folder -> its config.json. `weights=False` for a
     tokenizer-only folder."""
     folder = Path(folder)
     name = name or str(folder)
-    tok_config = read_json(folder / "tokenizer_config.json", name)
-    config = read_json(folder / "config.json", name)
-    refuse_custom_code(config, tok_config, name)
-    if weights and config is None:
-        raise MlxLcError(f"model {name}: no config.json in {folder}")
-    gen_config = read_json(folder / "generation_config.json", name)
-    if gen_config is not None:
-        _check_types(gen_config, "generation_config.json", name, GENERATION_INTS, GENERATION_NUMBERS, TOKEN_IDS)
-    if config is not None and weights:
-        check_config(config, name)
+    config, tok_config = check_json_files(folder, name, need_config=weights)
     check_tokenizer(folder, name, tok_config)
     if weights:
         check_weights(folder, name)
@@ -282,13 +288,14 @@ def check_model_name(model: str) -> None:
         raise MlxLcError(f"model not found: {model} (no such folder, and not a Hugging Face repo id)") from None
 
 
-def resolve(model: str, download: bool = True) -> Path:
+def resolve(model: str, download: bool = True, json_only: bool = False) -> Path:
     """A local folder or hub id -> a checked local folder. A hub id is fetched (or, with
-    download=False, only looked up in the cache) as mlx-lm fetches it, then checked the same way."""
+    download=False, only looked up in the cache) as mlx-lm fetches it, then checked the same way.
+    json_only: check the JSON files only (export reads config.json long before it loads weights)."""
     check_model_name(model)
     local = Path(model).expanduser()
     if local.is_dir():
-        check(local, model)
+        check_json_files(local, model) if json_only else check(local, model)
         return local
     from huggingface_hub import snapshot_download
     from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS
@@ -303,5 +310,5 @@ def resolve(model: str, download: bool = True) -> Path:
             raise MlxLcError(f"cannot load model {model!r}: {msg}") from None
         raise MlxLcError(f"model not found: {model} (no such folder, and not in the Hugging Face cache; "
                          f"download failed: {msg})") from None
-    check(path, model)
+    check_json_files(path, model) if json_only else check(path, model)
     return path

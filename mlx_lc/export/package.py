@@ -41,10 +41,11 @@ class ExportConfig:
 
 
 def model_dir(model: str) -> Path:
-    """The checked local folder of `model` (export reads only the hub cache; a miss is a missing model)."""
+    """The local folder of `model`, its JSON files checked (export reads only the hub cache; a miss
+    is a missing model). load_model's load_base checks the rest."""
     from ..model_folder import resolve
 
-    return resolve(model, download=False)
+    return resolve(model, download=False, json_only=True)
 
 
 def read_spec(model: str) -> tuple[dict, ModelSpec]:
