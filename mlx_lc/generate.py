@@ -28,11 +28,16 @@ def load_base(model: str, lazy: bool = False):
 
     path = model_folder.resolve(model)
     try:
-        return mlx_lm.load(str(path), lazy=lazy, tokenizer_config=dict(model_folder.NO_REMOTE_CODE),
-                           trust_remote_code=False)
+        m, tok = mlx_lm.load(str(path), lazy=lazy, tokenizer_config=dict(model_folder.NO_REMOTE_CODE),
+                             trust_remote_code=False)
     except Exception as e:  # what the checks cannot see (an unknown architecture, missing weights)
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise MlxLcError(f"cannot load model {model!r}: {msg}") from None
+    try:  # a broken chat template: now, not after minutes of training or at the first eval row
+        tasks.wrap_message(tok, "hello")
+    except MlxLcError as e:
+        raise MlxLcError(f"model {model}: {e}") from None
+    return m, tok
 
 
 def check_sampling(temp: float = 0.0, top_p: float = 0.0, min_p: float = 0.0, top_k: int = 0) -> None:

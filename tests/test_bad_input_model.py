@@ -97,6 +97,10 @@ def generation_types(f):
     (f / "generation_config.json").write_text(json.dumps({"eos_token_id": "<|eos|>"}))
 
 
+def chat_template(f):
+    edit_json(f, "tokenizer_config.json", lambda c: {**c, "chat_template": "{% if %}{{ messages }}"})
+
+
 def bin_only(f):
     (f / "model.safetensors").unlink()
     (f / "pytorch_model.bin").write_bytes(b"PK\x03\x04 not loaded")
@@ -116,6 +120,7 @@ FOLDERS = {
     "config_types": (config_types, "config.json 'hidden_size' must be a positive integer, got '64'"),
     "config_not_json": (config_not_json, "config.json is not valid JSON"),
     "generation_types": (generation_types, "generation_config.json 'eos_token_id' must be a token id"),
+    "chat_template": (chat_template, "the model's chat template fails on a user message"),
     "bin_only": (bin_only, "only PyTorch pickle weights (pytorch_model.bin); mlx-lc loads safetensors only"),
     "no_tokenizer": (no_tokenizer, "no tokenizer in"),
 }
