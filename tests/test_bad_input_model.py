@@ -239,3 +239,20 @@ def test_rope_scaling_stretches_context(short_model, tmp_path):
 ])
 def test_context_length(config, want):
     assert context_length(config) == want
+
+
+def test_hub_id_is_checked_after_download(tiny_path, tmp_path, monkeypatch):
+    """A hub id resolves to its snapshot (here a cached one, offline), which gets the same checks."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    repo = tmp_path / "hub" / "models--someone--tiny"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_path, snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    auto_map_tokenizer(snapshot)
+    r = invoke("generate", "-m", "someone/tiny", "-p", "hi", "--max-tokens", 2)
+    assert_one_line_error(r, "model someone/tiny: tokenizer_config.json auto_map 'AutoTokenizer' names custom code")
+    assert not (snapshot.parent / MARKER).exists(), "code from the model folder ran"
