@@ -27,7 +27,8 @@ CONFIG_NUMBERS = ("rms_norm_eps", "rope_theta", "layer_norm_eps")
 TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 GENERATION_INTS = ("max_length", "max_new_tokens", "min_length", "top_k", "num_beams")
 GENERATION_NUMBERS = ("temperature", "top_p", "min_p", "repetition_penalty")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "tiktoken.model")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "tekken.json")
+TOKENIZER_GLOBS = ("*.model", "*.tiktoken")  # sentencepiece (tokenizer.model, spiece.model), tiktoken
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # Bytes per element of each safetensors dtype, to check a header's offsets against its shapes.
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8,
@@ -88,11 +89,14 @@ def refuse_custom_code(config: dict | None, tok_config: dict | None, name: str) 
                 raise MlxLcError(f"model {name}: {file} auto_map '{key}' names custom code ({_code_file(ref)}); {refuse}")
 
 
-def _check_types(obj: dict, file: str, name: str, ints=(), numbers=(), ids=()) -> None:
+def _check_types(obj: dict, file: str, name: str, ints=(), numbers=(), ids=(), least: int = 1) -> None:
+    """`ints` are at least `least` where present; a per-layer list of them is fine too (some
+    architectures give one size per layer)."""
     for key in ints:
         v = obj.get(key)
-        if v is not None and not (_is_int(v) and v >= 1):
-            raise MlxLcError(f"model {name}: {file} '{key}' must be a positive integer, got {v!r}")
+        if v is not None and not all(_is_int(x) and x >= least for x in (v if isinstance(v, list) else [v])):
+            kind = "a positive integer" if least == 1 else f"an integer >= {least}"
+            raise MlxLcError(f"model {name}: {file} '{key}' must be {kind}, got {v!r}")
     for key in numbers:
         v = obj.get(key)
         if v is not None and not _is_number(v):
@@ -125,7 +129,7 @@ def check_config(config: dict, name: str) -> None:
 
 def check_tokenizer(folder: Path, name: str, tok_config: dict | None) -> None:
     """Some tokenizer file, tokenizer.json an object, tokenizer_config.json's fields of the right kind."""
-    if not any((folder / f).is_file() for f in TOKENIZER_FILES) and not any(folder.glob("*.tiktoken")):
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES) and not any(any(folder.glob(g)) for g in TOKENIZER_GLOBS):
         raise MlxLcError(f"model {name}: no tokenizer in {folder} (tokenizer.json, tokenizer.model or vocab.json)")
     if (folder / "tokenizer.json").is_file():
         read_json(folder / "tokenizer.json", name)
@@ -207,7 +211,8 @@ def check_json_files(folder: Path, name: str, need_config: bool = True) -> tuple
         raise MlxLcError(f"model {name}: no config.json in {folder}")
     gen_config = read_json(folder / "generation_config.json", name)
     if gen_config is not None:
-        _check_types(gen_config, "generation_config.json", name, GENERATION_INTS, GENERATION_NUMBERS, TOKEN_IDS)
+        # top_k 0 (off) and min_length 0 are ordinary here
+        _check_types(gen_config, "generation_config.json", name, GENERATION_INTS, GENERATION_NUMBERS, TOKEN_IDS, least=0)
     if config is not None and need_config:
         check_config(config, name)
     return config, tok_config

@@ -256,3 +256,23 @@ def test_hub_id_is_checked_after_download(tiny_path, tmp_path, monkeypatch):
     r = invoke("generate", "-m", "someone/tiny", "-p", "hi", "--max-tokens", 2)
     assert_one_line_error(r, "model someone/tiny: tokenizer_config.json auto_map 'AutoTokenizer' names custom code")
     assert not (snapshot.parent / MARKER).exists(), "code from the model folder ran"
+
+
+def test_check_accepts_what_hub_models_carry(tiny_path, tmp_path):
+    """Fields real hub folders have, which the checks must not refuse: Llama 3.1's rope_scaling, a
+    stale AutoConfig auto_map (Phi-3, DeepSeek), an eos list, top_k 0, a list of chat templates,
+    AddedToken dicts, a float model_max_length, a per-layer size list, a sentencepiece tokenizer only."""
+    from mlx_lc.model_folder import check
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_path, folder)
+    edit_json(folder, "config.json", lambda c: {
+        **c, "rope_scaling": {"factor": 8.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+        "auto_map": {"AutoConfig": "configuration_phi3.Phi3Config"}, "eos_token_id": [2, 3], "head_dim": None,
+        "text_config": {"intermediate_size": [128, 256]}})
+    edit_json(folder, "tokenizer_config.json", lambda c: {
+        **c, "chat_template": [{"name": "default", "template": "{{ messages }}"}], "model_max_length": 1e30,
+        "bos_token": {"content": "<|bos|>", "lstrip": False}})
+    (folder / "generation_config.json").write_text(json.dumps({"top_k": 0, "temperature": None, "eos_token_id": [2, 3]}))
+    (folder / "tokenizer.json").rename(folder / "tokenizer.model")
+    assert check(folder)["model_type"] == "llama"
