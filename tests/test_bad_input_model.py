@@ -276,3 +276,13 @@ def test_check_accepts_what_hub_models_carry(tiny_path, tmp_path):
     (folder / "generation_config.json").write_text(json.dumps({"top_k": 0, "temperature": None, "eos_token_id": [2, 3]}))
     (folder / "tokenizer.json").rename(folder / "tokenizer.model")
     assert check(folder)["model_type"] == "llama"
+
+
+def test_data_generator_refuses_message_past_context(short_model):
+    from mlx_lc.data.generation import TextGenerator
+    from mlx_lc.errors import MlxLcError
+
+    gen = TextGenerator(str(short_model), max_tokens=8)
+    with pytest.raises(MlxLcError, match="the prompt of message 2 of 2 is .* more than the model's context of 256"):
+        gen(["hi", LONG])
+    assert gen.generated == 0
