@@ -97,7 +97,8 @@ def shared_copy(model: nn.Module, path: Path) -> nn.Module:
     side by side, each with its own adapters, without doubling the memory."""
     from mlx_lm.utils import load_model
 
-    twin, _ = load_model(path, lazy=True, trust_remote_code=False)  # lazy: the file's arrays are replaced before they load
+    # lazy: the file's arrays are replaced before they load
+    twin, _ = load_model(path, lazy=True, trust_remote_code=False)
     base = [(k, v) for k, v in tree_flatten(model.parameters())]
     twin.update(tree_unflatten(base), strict=False)
     twin.eval()

@@ -54,10 +54,13 @@ def read_json(path: Path, name: str) -> dict | None:
         return None
     try:
         obj = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise MlxLcError(f"model {name}: {path.name} cannot be read ({e.strerror})") from None
     except UnicodeDecodeError:
         raise MlxLcError(f"model {name}: {path.name} is not UTF-8 text") from None
     except json.JSONDecodeError as e:
-        raise MlxLcError(f"model {name}: {path.name} is not valid JSON ({e.msg}, line {e.lineno} column {e.colno})") from None
+        raise MlxLcError(f"model {name}: {path.name} is not valid JSON "
+                         f"({e.msg}, line {e.lineno} column {e.colno})") from None
     if not isinstance(obj, dict):
         raise MlxLcError(f"model {name}: {path.name} must hold a JSON object, got {type(obj).__name__}")
     return obj
@@ -155,19 +158,21 @@ def check_tokenizer(folder: Path, name: str, tok_config: dict | None) -> None:
 def check_safetensors(path: Path, name: str) -> None:
     """Header readable, every tensor's bytes inside the file and the size its shape needs
     (a truncated download otherwise fails in mx.load as a bare "[load_safetensors] ..." or crashes)."""
-    size = path.stat().st_size
     bad = f"model {name}: {path.name} is not a readable safetensors file"
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise MlxLcError(f"{bad} ({size} bytes)")
-        n = struct.unpack("<Q", head)[0]
-        if n > min(MAX_HEADER, size - 8):
-            raise MlxLcError(f"{bad} (header of {n} bytes in a file of {size}: truncated or not safetensors)")
-        try:
+    try:  # a hub cache's dangling link (an interrupted download) fails here too
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise MlxLcError(f"{bad} ({size} bytes)")
+            n = struct.unpack("<Q", head)[0]
+            if n > min(MAX_HEADER, size - 8):
+                raise MlxLcError(f"{bad} (header of {n} bytes in a file of {size}: truncated or not safetensors)")
             header = json.loads(f.read(n).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise MlxLcError(f"{bad} (its header is not JSON)") from None
+    except OSError as e:
+        raise MlxLcError(f"model {name}: {path.name} cannot be read ({e.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MlxLcError(f"{bad} (its header is not JSON)") from None
     if not isinstance(header, dict):
         raise MlxLcError(f"{bad} (its header is not a JSON object)")
     data = size - 8 - n
@@ -196,7 +201,7 @@ def check_weights(folder: Path, name: str) -> None:
         pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file())
         if pickles:
             raise MlxLcError(f"model {name}: only PyTorch pickle weights ({', '.join(pickles[:3])}); mlx-lc loads "
-                             "safetensors only, which are needed (convert them with mlx_lm.convert from a trusted copy)")
+                             "safetensors only (pickles can run code), so model*.safetensors files are needed")
         raise MlxLcError(f"model {name}: no model*.safetensors weights in {folder}")
     for path in files:
         check_safetensors(path, name)
