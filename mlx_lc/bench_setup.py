@@ -77,14 +77,19 @@ def write_model(out: str | Path, shape: str, dtype: str = "float32", quick: bool
 
 def model_dir(name: str) -> Path:
     """A local folder or a hub id already in the local cache (nothing is downloaded)."""
-    if Path(name).is_dir():
-        return Path(name)
     from mlx_lm.utils import hf_repo_to_path
 
-    try:
-        return Path(hf_repo_to_path(name))
-    except Exception:  # noqa: BLE001 - any failure means "not in the local cache"
-        raise MlxLcError(f"model {name!r} is neither a folder nor in the local Hugging Face cache") from None
+    from .model_folder import check
+
+    if Path(name).is_dir():
+        path = Path(name)
+    else:
+        try:
+            path = Path(hf_repo_to_path(name))
+        except Exception:  # noqa: BLE001 - any failure means "not in the local cache"
+            raise MlxLcError(f"model {name!r} is neither a folder nor in the local Hugging Face cache") from None
+    check(path, name)
+    return path
 
 
 def shared_copy(model: nn.Module, path: Path) -> nn.Module:
@@ -92,7 +97,8 @@ def shared_copy(model: nn.Module, path: Path) -> nn.Module:
     side by side, each with its own adapters, without doubling the memory."""
     from mlx_lm.utils import load_model
 
-    twin, _ = load_model(path, lazy=True)  # lazy: the file's arrays are replaced before they load
+    # lazy: the file's arrays are replaced before they load
+    twin, _ = load_model(path, lazy=True, trust_remote_code=False)
     base = [(k, v) for k, v in tree_flatten(model.parameters())]
     twin.update(tree_unflatten(base), strict=False)
     twin.eval()

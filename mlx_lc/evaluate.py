@@ -19,6 +19,7 @@ import numpy as np
 
 from . import tasks
 from .errors import MlxLcError
+from .model_folder import check_fits, model_context
 
 EVAL_HINT = "rouge-score is not installed: pip install 'mlx-lc[eval]'"
 
@@ -32,7 +33,7 @@ def encode_prompts(tokenizer, messages: Sequence[str]) -> list[list[int]]:
 
 
 def generate_batch(model, tokenizer, messages: Sequence[str], max_tokens: int = 128, batch_size: int = 32,
-                   progress=None) -> list[str]:
+                   progress=None, rows: Sequence[int] | None = None) -> list[str]:
     """Greedy completions of user messages (wrapped as at training time), many rows per forward
     pass: prompts left-padded into mlx-lm's BatchKVCache, which masks the padding and offsets RoPE
     per row, so each output equals unbatched greedy decoding."""
@@ -40,6 +41,9 @@ def generate_batch(model, tokenizer, messages: Sequence[str], max_tokens: int = 
 
     eos = set(getattr(tokenizer, "eos_token_ids", None) or [tokenizer.eos_token_id])
     prompts = encode_prompts(tokenizer, messages)
+    context = model_context(model)
+    for i, p in enumerate(prompts):  # every row before any is generated; `rows`: their numbers in the data
+        check_fits(context, len(p), max_tokens, f"the prompt of row {rows[i] if rows else i + 1}")
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
     outputs: list[list[int]] = [[] for _ in prompts]
     for start in range(0, len(order), batch_size):
@@ -191,7 +195,7 @@ def multi_step(model, tokenizer, primary, secondary, rows: Sequence[dict], cfg: 
     apply_lora(model, secondary)
     todo = [i for i, f in enumerate(first) if f.strip()]
     second = generate_batch(model, tokenizer, [tasks.prompt_text(comps[i].secondary, first[i]) for i in todo],
-                            cfg.max_tokens, cfg.batch_size)
+                            cfg.max_tokens, cfg.batch_size, rows=[i + 1 for i in todo])
     remove_adapters(model)
     outputs = [""] * len(rows)
     for i, s in zip(todo, second):

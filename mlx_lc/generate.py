@@ -14,54 +14,30 @@ from mlx.utils import tree_unflatten
 
 from . import adapters as adapters_io
 from . import calibration as calib_io
+from . import model_folder
 from . import tasks
 from .adapters import LoRA
 from .errors import MlxLcError
 from .merge import MergeConfig, merge
 
 
-def _in_hf_cache(repo: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        return isinstance(try_to_load_from_cache(repo, "config.json"), str)
-    except Exception:  # not a valid repo id, or no cache: either way not cached
-        return False
-
-
-def check_model_name(model: str) -> None:
-    """Refuse, in one line, a model that is neither a folder nor possibly a hub repo id.
-    Without this a typo'd folder reaches the hub client and fails as "Repo id must use
-    alphanumeric chars" or a network error, which hides that the folder does not exist."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return
-    if path.exists():
-        raise MlxLcError(f"model not found: {model} is a file, not a model folder")
-    if model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or model.endswith("/"):
-        raise MlxLcError(f"model not found: {model} (no such folder)")
-    try:
-        validate_repo_id(model)
-    except HFValidationError:
-        raise MlxLcError(f"model not found: {model} (no such folder, and not a Hugging Face repo id)") from None
-
-
 def load_base(model: str, lazy: bool = False):
-    """mlx_lm.load with one-line errors (missing folder, unreachable hub, no safetensors)."""
+    """mlx_lm.load of a checked folder (model_folder.resolve: one-line errors, no code from the
+    folder runs), with remote code refused explicitly for the model and its tokenizer."""
     import mlx_lm
 
-    check_model_name(model)
-    local = Path(model).expanduser()
+    path = model_folder.resolve(model)
     try:
-        return mlx_lm.load(str(local) if local.is_dir() else model, lazy=lazy)
-    except Exception as e:  # hub errors, bad configs: one line is enough for a user
+        m, tok = mlx_lm.load(str(path), lazy=lazy, tokenizer_config=dict(model_folder.NO_REMOTE_CODE),
+                             trust_remote_code=False)
+    except Exception as e:  # what the checks cannot see (an unknown architecture, missing weights)
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if not local.exists() and not _in_hf_cache(model):
-            raise MlxLcError(f"model not found: {model} (no such folder, and not in the Hugging Face cache; "
-                             f"download failed: {msg})") from None
         raise MlxLcError(f"cannot load model {model!r}: {msg}") from None
+    try:  # a broken chat template: now, not after minutes of training or at the first eval row
+        tasks.wrap_message(tok, "hello")
+    except MlxLcError as e:
+        raise MlxLcError(f"model {model}: {e}") from None
+    return m, tok
 
 
 def recorded_task(adapter_paths: Sequence[str | Path] = (), calibration: str | Path | None = None) -> str | None:
@@ -204,7 +180,10 @@ def stream(model, tokenizer, text: str, task: str | None = None, max_tokens: int
     if max_tokens < 1:
         raise MlxLcError(f"max_tokens must be at least 1, got {max_tokens}")
     check_sampling(temp, top_p, min_p, top_k)
-    prompt = tasks.format_prompt(tokenizer, tasks.get(task) if task else None, text)
+    from .train import encode_prompt
+
+    prompt = encode_prompt(tokenizer, tasks.format_prompt(tokenizer, tasks.get(task) if task else None, text))
+    model_folder.check_fits(model_folder.model_context(model), len(prompt), max_tokens)
     if seed is not None:
         mx.random.seed(seed)
     sampler = make_sampler(temp=temp, top_p=top_p, min_p=min_p, top_k=top_k)

@@ -89,8 +89,14 @@ def wrap_message(tokenizer, message: str) -> str:
     """A user message as the model sees it: the chat template if the tokenizer has one,
     else a plain instruction format (tiny models and base models)."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True)
+        from jinja2 import TemplateError
+
+        try:  # the template is the model folder's code, in a sandbox: it can fail, or refuse a message
+            return tokenizer.apply_chat_template(
+                [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True)
+        except TemplateError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise MlxLcError(f"the model's chat template fails on a user message: {first}") from None
     return f"### Instruction:\n{message}\n\n### Response:\n"
 
 

@@ -133,6 +133,7 @@ class TextGenerator:
             pass
 
     def __call__(self, messages: Sequence[str]) -> list[str]:
+        from ..model_folder import check_fits, model_context
         from ..tasks import wrap_message
 
         model, tok = self._load()
@@ -140,6 +141,9 @@ class TextGenerator:
         # As mlx-lm does: add BOS unless the (chat-templated) prompt already starts with it.
         bos = getattr(tok, "bos_token", None)
         ids = [tok.encode(p, add_special_tokens=bos is None or not p.startswith(bos)) for p in prompts]
+        context = model_context(model)
+        for i, p in enumerate(ids):  # all before any is generated
+            check_fits(context, len(p), self.max_tokens, f"the prompt of message {i + 1} of {len(ids)}")
         try:
             from mlx_lm.generate import batch_generate  # mlx-lm >= 0.28
         except ImportError:

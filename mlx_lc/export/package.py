@@ -43,26 +43,18 @@ class ExportConfig:
 
 
 def model_dir(model: str) -> Path:
-    from ..generate import check_model_name
+    """The local folder of `model`, its JSON files checked (export reads only the hub cache; a miss
+    is a missing model). load_model's load_base checks the rest."""
+    from ..model_folder import resolve
 
-    check_model_name(model)
-    if Path(model).expanduser().is_dir():
-        return Path(model).expanduser()
-    from mlx_lm.utils import hf_repo_to_path
-
-    try:  # export reads only the hub cache; a miss is a missing model, not an internal error
-        return Path(hf_repo_to_path(model))
-    except Exception:
-        raise MlxLcError(f"model not found: {model} (no such folder, and not in the Hugging Face cache)") from None
+    return resolve(model, download=False, json_only=True)
 
 
 def read_spec(model: str) -> tuple[dict, ModelSpec]:
     """The model's config and ModelSpec, read before any weights (unsupported models fail fast)."""
     from mlx_lm.utils import load_config
 
-    path = model_dir(model)
-    if not (path / "config.json").is_file():
-        raise MlxLcError(f"cannot load model {model!r}: no config.json in {path}")
+    path = model_dir(model)  # config.json there and sane, or one line already
     config = load_config(path)
     return config, spec_from_config(config, model)
 

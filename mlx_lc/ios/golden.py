@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from .. import manifest as manifest_mod
 from .. import tasks
 from ..io import atomic_dir
+from ..model_folder import NO_REMOTE_CODE, check
 from .sampler import SamplingConfig, SplitMix64, sample_sequence
 from .variants import train_variants
 
@@ -157,7 +158,7 @@ def _train(work: Path) -> tuple[Path, dict[str, str]]:
 
     corpus = DEFAULT_CORPUS.splitlines() + CORPUS_EXTRA.splitlines()
     model_dir = write_tiny_model(work / "tiny", TinyConfig(**TINY), corpus)
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok = AutoTokenizer.from_pretrained(str(model_dir), **NO_REMOTE_CODE)
     tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(str(work / "tok"))
     variants = {name: vtok.to_str(pretty=True) + "\n" for name, vtok in train_variants(corpus, TINY["vocab"]).items()}
@@ -238,7 +239,8 @@ def write_golden(out: str | Path = DEFAULT_OUT, reuse_tokenizers: str | Path | N
             tok_dir, variants = _reuse(Path(reuse_tokenizers), Path(td))
             versions = json.loads((Path(reuse_tokenizers) / VERSIONS_FILE).read_text())
         # manifest.build reads what mlx-lm's TokenizerWrapper offers (eos_token_ids), as mlx_lc.load returns it.
-        tok = TokenizerWrapper(AutoTokenizer.from_pretrained(str(tok_dir)))
+        check(tok_dir, str(reuse_tokenizers or tok_dir), weights=False)  # a reused folder is the user's
+        tok = TokenizerWrapper(AutoTokenizer.from_pretrained(str(tok_dir), **NO_REMOTE_CODE))
         files = sorted(p.name for p in tok_dir.iterdir() if p.is_file())
         for name in files:
             shutil.copy(tok_dir / name, tmp / name)
