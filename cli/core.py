@@ -31,6 +31,9 @@ def parse_weights(value: str | None) -> list[float] | None:
 
 
 model_option = click.option("--model", "-m", required=True, help="Base model: Hugging Face repo id or local folder.")
+# With --calibration, the model and the adapters default to the ones it records.
+calibrated_model_option = click.option("--model", "-m", help="Base model: Hugging Face repo id or local folder "
+                                       "(default with --calibration: the one it was trained on).")
 adapter_option = click.option("--adapter", "-a", "adapters", multiple=True,
                               help="Single-task LoRA folder (mlx-lm or PEFT format); repeat for each task.")
 merge_options = [
@@ -62,6 +65,17 @@ def refuse_merge_options(calibration) -> None:
     if given:
         raise MlxLcError(f"{', '.join(given)} cannot go with --calibration, which uses the merge it was trained with "
                          f"(recorded in {Path(calibration) / calib_io.CONFIG})")
+
+
+def inputs_for(model, adapters, calibration):
+    """(model, adapters): as given, or, with a calibration, completed from what it records."""
+    from mlx_lc.generate import calibration_inputs
+
+    if calibration is not None:
+        return calibration_inputs(model, adapters, calibration)
+    if model is None:
+        raise MlxLcError("give --model (or a --calibration, which records it)")
+    return model, list(adapters)
 
 
 def merged_adapter(model: str, adapters, method, weights, density, rank, seed, calibration=None):
@@ -141,13 +155,14 @@ def merge(model, adapters, method, weights, density, rank, seed, out):
 
 
 @main.command()
-@model_option
+@calibrated_model_option
 @adapter_option
 @click.option("--calibration", "-c", required=True, type=click.Path(path_type=Path), help="Calibration folder.")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output adapter folder.",
               callback=out_folder(adapters_io.MLX_CONFIG, "adapter"))
 def fold(model, adapters, calibration, out):
     """Fold merge + calibration into one ordinary mlx-lm LoRA adapter."""
+    model, adapters = inputs_for(model, adapters, calibration)
     check_out(out, [model, *adapters, calibration])
     from mlx_lc.generate import recorded_task
 
@@ -158,7 +173,7 @@ def fold(model, adapters, calibration, out):
 
 
 @main.command()
-@model_option
+@calibrated_model_option
 @adapter_option
 @with_merge_options
 @click.option("--calibration", "-c", type=click.Path(path_type=Path), help="Calibration folder to fold in first.")
@@ -168,18 +183,20 @@ def fuse(model, adapters, method, weights, density, rank, seed, calibration, out
     """Fuse the (merged, calibrated) update into the weights; write a full model folder."""
     from mlx_lc.fuse import fuse as fuse_model
 
-    check_out(out, [model, *adapters, calibration])
     refuse_merge_options(calibration)
+    model, adapters = inputs_for(model, adapters, calibration)
+    check_out(out, [model, *adapters, calibration])
     lora = merged_adapter(model, adapters, method, weights, density, rank, seed, calibration)
     fuse_model(model, lora, out, extra={"fused_from": lora.meta})
     click.echo(f"wrote {out}")
 
 
 @main.command()
-@model_option
+@calibrated_model_option
 @adapter_option
 @with_merge_options
-@click.option("--calibration", "-c", type=click.Path(path_type=Path), help="Calibration folder.")
+@click.option("--calibration", "-c", type=click.Path(path_type=Path),
+              help="Calibration folder; alone, it names the model, the adapters and the task.")
 @click.option("--task", "-t", help="Task or composition, e.g. summarize+es (default: the one the calibration "
               "or the adapters were trained for).")
 @click.option("--multi-step", is_flag=True, help="Two passes: primary adapter, then secondary on its output.")
@@ -206,6 +223,7 @@ def generate(model, adapters, method, weights, density, rank, seed, calibration,
         text = prompt
     if not text.strip():
         raise MlxLcError("empty prompt")
+    model, adapters = inputs_for(model, adapters, calibration)
     task = resolve_task(task, adapters, calibration)
     sampling = dict(max_tokens=max_tokens, temp=temp, top_p=top_p, min_p=min_p, top_k=top_k, seed=seed)
     if multi_step:

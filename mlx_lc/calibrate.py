@@ -82,8 +82,7 @@ def calibrate(model_path: str, adapter_paths: list[str | Path], data: str | Path
             extra = {"train": {"fit": asdict(cfg.fit), "data": str(data), "n_train": len(train_rows),
                                "n_valid": len(valid_rows), "tasks": sorted({r.get("task", "?") for r in train_rows})},
                      "result": _result_meta(result)}
-            if merged.base_model is None:
-                merged.base_model = model_path
+            merged.base_model = model_id(model_path)  # what it was trained on, as `generate -c` finds it
             move_into(tmp, lambda part: calib_io.save(model.calibration, merged, part, extra))
             write_curves(tmp, result, f"calibration {out.name} ({cfg.calibration.variant}"
                                       f"{' ' + cfg.calibration.mode if cfg.calibration.variant == 'lc' else ''})")

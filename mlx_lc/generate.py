@@ -57,6 +57,44 @@ def recorded_task(adapter_paths: Sequence[str | Path] = (), calibration: str | P
     return joined if joined in tasks.COMPOSITIONS else None
 
 
+def calibration_inputs(model: str | None, adapter_paths: Sequence[str | Path],
+                       calibration: str | Path) -> tuple[str, list[str]]:
+    """The base model and adapters for `calibration`: the ones given, else the ones its config
+    records. A given model that contradicts a recorded one still there is refused (the adapters
+    are checked by hash when they load)."""
+    cfg = calib_io.read_config(calibration)
+    where = Path(calibration) / calib_io.CONFIG
+    recorded = cfg.get("base_model")
+    if model is None:
+        if not isinstance(recorded, str) or not recorded:
+            raise MlxLcError(f"{where} records no base model: give --model")
+        model = recorded
+    elif isinstance(recorded, str) and _comparable(model, recorded) and _model_key(model) != _model_key(recorded):
+        raise MlxLcError(f"--model {model} is not the base model {calibration} was trained on ({recorded}); "
+                         "leave --model out to use it")
+    if adapter_paths:
+        return model, [str(p) for p in adapter_paths]
+    paths = [s.get("path") for s in cfg.get("sources", [])]
+    if len(paths) < 2 or not all(isinstance(p, str) and p for p in paths):
+        raise MlxLcError(f"{where} does not record its adapters' folders: give --adapter for each")
+    missing = [p for p in paths if not Path(p).is_dir()]
+    if missing:
+        raise MlxLcError(f"the adapter {missing[0]} recorded in {where} is not there; give --adapter for each")
+    return model, paths
+
+
+def _model_key(model: str) -> str:
+    p = Path(model).expanduser()
+    return str(p.resolve()) if p.exists() else model
+
+
+def _comparable(given: str, recorded: str) -> bool:
+    """Two folders that exist, or two hub ids, name comparable things; a folder and a hub id do
+    not (the folder may be that repo's snapshot), nor does a recorded folder that has since moved."""
+    here = lambda m: Path(m).expanduser().exists()  # noqa: E731
+    return here(given) == here(recorded) and (here(recorded) or not recorded.startswith((".", "/", "~")))
+
+
 def resolve_task(task: str | None, adapter_paths: Sequence[str | Path] = (),
                  calibration: str | Path | None = None) -> str | None:
     """The task to prompt with: the one given, else the one recorded. A calibration is trained for

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 
 import mlx.core as mx
 
 from .adapters import LoRA
+from .checks import check_result, overflow_error
 from .errors import MlxLcError
 from .merges import METHODS, factorize
-from .checks import check_result, overflow_error
 
 
 @dataclass
@@ -104,9 +105,14 @@ def merge(loras: list[LoRA], cfg: MergeConfig | None = None, mixed_rank_hint: st
     check_result(out, scale, f"the {cfg.method} merge")
     meta = {
         "merge": {**asdict(cfg), "weights": weights, "rank": out[paths[0]][0].shape[1]},
-        "sources": [{"path": l.source, "sha256": l.meta.get("sha256")} for l in loras],
+        # absolute, so a calibration found later from another folder can name its adapters
+        "sources": [{"path": _where(l.source), "sha256": l.meta.get("sha256")} for l in loras],
     }
     if method.level == "delta":
         meta["merge"]["refactor_max_rel_error"] = worst
     return LoRA(out, scale, base_model=loras[0].base_model, base_arch=loras[0].base_arch,
                 source=f"{cfg.method} merge", meta=meta)
+
+
+def _where(source: str | None) -> str | None:
+    return os.path.abspath(source) if source and os.path.exists(source) else source

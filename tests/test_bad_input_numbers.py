@@ -310,13 +310,13 @@ def test_export_verify_fails_on_non_finite_output(fx, work):
     pytest.importorskip("coremltools")
     big = mlx_copy(fx["a2"], work / "big", tensors=lambda t: {k: v * 3000 for k, v in t.items()})
     r = invoke("export", "coreml", "-m", fx["model"], "-a", big, "-t", "summarize+es", "-q", "none",
-               "--context", 64, "--verify", "--verify-steps", 2, "-o", "e.mlpackage")
+               "--context", 64, "--verify", "--verify-steps", 2, "-o", "e")
     assert r.exit_code != 0, r.output
     assert "NON-FINITE OUTPUT" in r.output, r.output
     last = r.output.strip().splitlines()[-1]
     assert last.startswith("Error: --verify: the package gives non-finite logits") and "summarize+es" in last, r.output
     assert "Traceback" not in r.output and "internal error" not in r.output, r.output
-    assert json.loads((work / "export.json").read_text())["verify"]["summarize+es"]["finite"] is False
+    assert json.loads((work / "e" / "export.json").read_text())["verify"]["summarize+es"]["finite"] is False
 
 
 @pytest.mark.parametrize("opt", [["--scale", "1e5"], ["--alpha", "1e9"], ["--scale", "1e-9"]])

@@ -88,3 +88,33 @@ def test_calibrate_needs_two_adapters(tmp_path, tiny_path, pair, comp_data):
         "calibrate", "-m", tiny_path, "-a", pair[0], "-d", comp_data, "-o", tmp_path / "c")])
     assert res.exit_code == 1 and "at least two adapters" in res.output
     assert not (tmp_path / "c").exists()
+
+
+def test_a_calibration_alone_drives_generate_fold_and_fuse(tmp_path, tiny_path, pair, comp_data, monkeypatch):
+    """calibrate records the base, the adapters (absolute) and the task; `generate -c CAL` needs
+    nothing else, from any folder, and a flag that contradicts the record is refused."""
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    cal = tmp_path / "cal"
+    r = run("calibrate", "-m", tiny_path, "-a", pair[0], "-a", pair[1], "-d", comp_data, "-o", cal,
+            "--iters", 2, "--batch-size", 4, "-q")
+    assert r.exit_code == 0, r.output
+    full = run("generate", "-m", tiny_path, "-a", pair[0], "-a", pair[1], "-c", cal, "--task", "summarize+es",
+               "--max-tokens", 6, "-p", "Anna: lunch at noon?")
+    assert full.exit_code == 0, full.output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    alone = run("generate", "-c", cal, "--max-tokens", 6, "-p", "Anna: lunch at noon?")
+    assert alone.exit_code == 0 and alone.output == full.output, alone.output
+    assert run("fold", "-c", cal, "-o", "folded").exit_code == 0
+    assert adapters.recorded_task(elsewhere / "folded") == "summarize+es"
+    other = tmp_path / "other_model"
+    runner.invoke(main, ["tiny-model", str(other), "--hidden", "32", "--layers", "1", "--vocab", "400"])
+    r = run("generate", "-m", other, "-c", cal, "-p", "hi")
+    assert r.exit_code != 0 and "is not the base model" in r.output and len(r.output.strip().splitlines()) == 1
+    r = run("fuse", "-c", cal, "-a", pair[0], "-a", pair[0], "-o", "fused")
+    assert r.exit_code != 0 and "trained for other adapters" in r.output and not (elsewhere / "fused").exists()
