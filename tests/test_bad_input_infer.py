@@ -18,21 +18,13 @@ from mlx_lc.merge import merge
 
 import toy_data
 from conftest import random_lora
+from clirun import assert_one_line_error
 
 BINARY = bytes(range(0x80, 0x100)) * 4  # not UTF-8 from the first byte
 
 
 def invoke(*args, input=None):
     return CliRunner().invoke(main, [str(a) for a in args], input=input)
-
-
-def assert_one_line_error(result, match):
-    out = result.output
-    lines = [ln for ln in out.strip().splitlines() if ln.strip()]
-    assert result.exit_code != 0, out
-    assert len(lines) == 1 and lines[0].startswith("Error:"), out
-    assert match in lines[0], out
-    assert "Traceback" not in out and "internal error" not in out, out
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from mlx_lc.model_folder import context_length
 
 import toy_data
 from conftest import random_lora
+from clirun import assert_one_line_error
 
 MARKER = "ran_folder_code"
 
@@ -28,15 +29,6 @@ MARKER = "ran_folder_code"
 def invoke(*args):
     # "y" lines answer a trust_remote_code prompt, as `yes | mlx-lc ...` did
     return CliRunner().invoke(main, [str(a) for a in args], input="y\n" * 20)
-
-
-def assert_one_line_error(result, match):
-    out = result.output
-    lines = [ln for ln in out.strip().splitlines() if ln.strip()]
-    assert result.exit_code != 0, out
-    assert len(lines) == 1 and lines[0].startswith("Error:"), out
-    assert match in lines[0], out
-    assert "Traceback" not in out and "internal error" not in out, out
 
 
 def edit_json(folder: Path, name: str, change):

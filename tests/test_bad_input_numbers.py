@@ -21,22 +21,13 @@ from mlx_lc.merge import merge
 
 import toy_data
 from conftest import random_lora
+from clirun import assert_one_line_error
 
 MOD = "model.layers.0.self_attn.q_proj"  # the module every tensor edit below touches
 
 
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *matches):
-    out = result.output
-    lines = [ln for ln in out.strip().splitlines() if ln.strip()]
-    assert result.exit_code != 0, out
-    assert len(lines) == 1 and lines[0].startswith("Error:"), out
-    for m in matches:
-        assert m in lines[0], out
-    assert "Traceback" not in out and "internal error" not in out, out
 
 
 @pytest.fixture(scope="module")

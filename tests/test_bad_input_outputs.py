@@ -18,17 +18,11 @@ from mlx_lc.errors import MlxLcError
 from mlx_lc.io import atomic_dir, atomic_write_text
 
 from conftest import random_lora
+from clirun import assert_one_line_error
 
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_line_error(result, match):
-    assert result.exit_code != 0, result.output
-    lines = [l for l in result.output.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error:") and match in lines[0], result.output
-    assert "Traceback" not in result.output and "internal error" not in result.output
 
 
 def snapshot(folder):

@@ -14,6 +14,7 @@ from mlx_lc.cli import main
 from mlx_lc.merge import merge
 
 from conftest import random_lora
+from clirun import assert_error_last as assert_clean_error
 
 TOKENS = mx.array([[1, 60, 61, 62, 63, 64]])
 
@@ -23,13 +24,6 @@ def run(*args, input=None, ok=True):
     if ok:
         assert result.exit_code == 0, result.output
     return result
-
-
-def assert_clean_error(result, match):
-    assert result.exit_code != 0
-    lines = [l for l in result.output.strip().splitlines() if l.strip()]
-    assert lines and lines[-1].startswith("Error:") and match in lines[-1], result.output
-    assert "Traceback" not in result.output
 
 
 @pytest.fixture

@@ -15,17 +15,11 @@ from mlx_lc.fit import FitConfig
 from mlx_lc.train import LoRAConfig, train_lora
 
 import toy_data
+from clirun import assert_error_last as assert_clean_error
 
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_clean_error(res, match):
-    assert res.exit_code != 0, res.output
-    lines = [line for line in res.output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error:") and match in lines[-1], res.output
-    assert "Traceback" not in res.output and "internal error" not in res.output, res.output
 
 
 def snapshot(folder):

@@ -20,19 +20,13 @@ from mlx_lc.cli import main
 
 import toy_data
 from conftest import random_lora
+from clirun import assert_error_last as assert_error
 
 LORA = ["--iters", 2, "--batch-size", 2, "--rank", 4, "-q"]
 
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_error(result, match):
-    assert result.exit_code != 0, result.output
-    lines = [l for l in result.output.strip().splitlines() if l.strip()]
-    assert lines and lines[-1].startswith("Error:") and match in lines[-1], result.output
-    assert "Traceback" not in result.output and "internal error" not in result.output
 
 
 def snapshot(folder):
