@@ -135,10 +135,8 @@ def judge_table(runs, out, png):
         method, sep, folder = run.partition("=")
         if not sep or not method or not folder:
             raise click.BadParameter(f"expected METHOD=FOLDER, got {run!r}")
-        summary = read_json(Path(folder) / "judge_summary.json")
-        if not isinstance(summary, dict):  # hand-edited or another tool's file
-            raise MlxLcError(f"{Path(folder) / 'judge_summary.json'}: expected a JSON object, got {type(summary).__name__}")
-        summaries[method] = summary
+        where = Path(folder) / "judge_summary.json"
+        summaries[method] = judge_lib.check_summary(read_json(where), where)  # hand-edited or another tool's
         inputs += [folder, Path(folder) / "judge_summary.json"]
     if out:
         check_out(out, inputs)

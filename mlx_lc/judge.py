@@ -231,6 +231,26 @@ def write(out: str | Path, records: list[dict], summary: dict) -> Path:
     return Path(out)
 
 
+def check_summary(summary, where: str | Path) -> dict:
+    """A judge_summary.json with the types `table` and `plot` read, or one line naming the field."""
+    def bad(what):
+        return MlxLcError(f"{where}: {what}")
+
+    if not isinstance(summary, dict):
+        raise bad(f"expected a JSON object, got {type(summary).__name__}")
+    if not isinstance(summary.get("overall", {}), dict):
+        raise bad("'overall' must be an object")
+    groups = summary.get("by_group", {})
+    if not isinstance(groups, dict):
+        raise bad("'by_group' must be an object")
+    for g, b in groups.items():
+        ok = (isinstance(b, dict) and isinstance(b.get("n"), int)
+              and (b.get("pass_rate") is None or isinstance(b.get("pass_rate"), (int, float))))
+        if not ok:
+            raise bad(f"'by_group.{g}' must hold a number 'pass_rate' (or null) and an integer 'n'")
+    return summary
+
+
 def table(summaries: dict[str, dict], paper: bool = True) -> str:
     """Markdown table in the paper's layout: pass rate per task group, ours beside the paper's."""
     head = "| method | " + " | ".join(tasks.GROUPS) + " | unparseable |\n|---|" + "---|" * (len(tasks.GROUPS) + 1) + "\n"

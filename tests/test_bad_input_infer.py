@@ -283,10 +283,17 @@ def test_corrupt_calibration_config(fx, work, edit, match):
     nothing_written(work, ["cal"])
 
 
-def test_judge_summary_that_is_a_list(work):
+@pytest.mark.parametrize("text, match", [
+    ("[]", "expected a JSON object"),
+    ('{"overall": 3}', "'overall' must be an object"),
+    ('{"by_group": []}', "'by_group' must be an object"),
+    ('{"by_group": {"sum+trans": {"pass_rate": "high", "n": 5}}}', "'by_group.sum+trans' must hold"),
+    ('{"by_group": {"sum+trans": {"pass_rate": 0.5}}}', "'by_group.sum+trans' must hold"),
+])
+def test_malformed_judge_summary(work, text, match):
     (work / "j").mkdir()
-    (work / "j" / "judge_summary.json").write_text("[]")
-    assert_one_line_error(invoke("judge-table", "ours=j", "-o", "t.md"), "judge_summary.json: expected a JSON object")
+    (work / "j" / "judge_summary.json").write_text(text)
+    assert_one_line_error(invoke("judge-table", "ours=j", "-o", "t.md"), "judge_summary.json: " + match)
     nothing_written(work, ["j"])
 
 
