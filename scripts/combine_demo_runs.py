@@ -21,7 +21,7 @@ import click
 import mlx_lc  # noqa: F401  (loads an optimised BLAS before mlx on Linux)
 from mlx_lc.demo_report import combine, write_results
 from mlx_lc.errors import MlxLcError
-from mlx_lc.io import read_json
+from mlx_lc.io import atomic_dir, read_json
 
 
 @click.command()
@@ -33,15 +33,16 @@ def cli(folders: tuple[Path, ...], out: Path) -> None:
             raise MlxLcError(f"--out {out} is one of the folders to combine; write to a new folder")
         runs = [read_json(f / "results.json") for f in folders]
         results = combine(runs, [str(f) for f in folders])
+        # swapped in whole, replacing only an earlier results folder (the output rule)
+        with atomic_dir(out, marker="results.json", kind="results folder", inputs=folders) as tmp:
+            write_results(results, tmp)
+            for f in folders:  # each run's loss curves, already named seedN-...
+                for png in sorted((f / "curves").glob("seed*.png")):
+                    (tmp / "curves").mkdir(exist_ok=True)
+                    shutil.copyfile(png, tmp / "curves" / png.name)
     except MlxLcError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
-    out.mkdir(parents=True, exist_ok=True)
-    write_results(results, out)
-    for f in folders:  # each run's loss curves, already named seedN-...
-        for png in sorted((f / "curves").glob("seed*.png")):
-            (out / "curves").mkdir(exist_ok=True)
-            shutil.copyfile(png, out / "curves" / png.name)
     click.echo(f"wrote {out / 'results.md'} (seeds {', '.join(map(str, results['seeds']))})")
 
 
