@@ -72,7 +72,7 @@ def test_exp_free_swaps_every_exp_user_and_restores_them(tmp_path):
     import mlx.nn as nn
     import mlx_lm.models.llama as llama
 
-    from mlx_lc import bench_measure as bm
+    from mlx_lc.bench import measure as bm
     from mlx_lc.generate import load_base
     from mlx_lc.tiny import TinyConfig, write_tiny_model
 
