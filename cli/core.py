@@ -12,6 +12,7 @@ import click
 
 from mlx_lc import adapters as adapters_io
 from mlx_lc import calibration as calib_io
+from mlx_lc import model_folder
 from mlx_lc.errors import MlxLcError
 from mlx_lc.io import check_out
 from mlx_lc.merge import MergeConfig, merge as merge_loras
@@ -66,11 +67,9 @@ def refuse_merge_options(calibration) -> None:
 
 def merged_adapter(model: str, adapters, method, weights, density, rank, seed, calibration=None):
     """Load the model lazily, validate adapters, merge (and fold a calibration) -> LoRA."""
-    from mlx_lc.generate import load_base
-
     if not adapters:
         raise MlxLcError("give at least one --adapter")
-    m, _ = load_base(model, lazy=True)
+    m, _ = model_folder.load(model, lazy=True)
     loras = adapters_io.load_for(m, adapters, model)
     if calibration is not None:
         _, merged, calib = calib_io.merge_for(calibration, loras)
@@ -192,7 +191,7 @@ def fuse(model, adapters, method, weights, density, rank, seed, calibration, out
 def generate(model, adapters, method, weights, density, rank, seed, calibration, task, multi_step, prompt,
              max_tokens, temp, top_p, min_p, top_k):
     """Generate in one pass with merged (and calibrated) adapters; streams tokens."""
-    from mlx_lc.generate import check_sampling, load, load_base, resolve_task, stream
+    from mlx_lc.generate import check_sampling, load, resolve_task, stream
     from mlx_lc.generate import multi_step as two_passes
 
     refuse_merge_options(calibration)
@@ -213,7 +212,7 @@ def generate(model, adapters, method, weights, density, rank, seed, calibration,
             raise MlxLcError("--multi-step takes exactly two adapters (primary, then secondary) and no calibration")
         if not task:
             raise MlxLcError("--multi-step needs --task primary+secondary")
-        m, tok = load_base(model)
+        m, tok = model_folder.load(model)
         primary, secondary = adapters_io.load_for(m, adapters, model)
         _, out = two_passes(m, tok, primary, secondary, text, task, **sampling)
         click.echo(out)

@@ -21,23 +21,8 @@ from .errors import MlxLcError
 from .merge import MergeConfig, merge
 
 
-def load_base(model: str, lazy: bool = False):
-    """mlx_lm.load of a checked folder (model_folder.resolve: one-line errors, no code from the
-    folder runs), with remote code refused explicitly for the model and its tokenizer."""
-    import mlx_lm
-
-    path = model_folder.resolve(model)
-    try:
-        m, tok = mlx_lm.load(str(path), lazy=lazy, tokenizer_config=dict(model_folder.NO_REMOTE_CODE),
-                             trust_remote_code=False)
-    except Exception as e:  # what the checks cannot see (an unknown architecture, missing weights)
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MlxLcError(f"cannot load model {model!r}: {msg}") from None
-    try:  # a broken chat template: now, not after minutes of training or at the first eval row
-        tasks.wrap_message(tok, "hello")
-    except MlxLcError as e:
-        raise MlxLcError(f"model {model}: {e}") from None
-    return m, tok
+# The model layer's load (model_folder.load), under the name the callers of this module know.
+load_base = model_folder.load
 
 
 def recorded_task(adapter_paths: Sequence[str | Path] = (), calibration: str | Path | None = None) -> str | None:

@@ -19,12 +19,14 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from . import adapters as adapters_io
+from . import model_folder
 from . import tasks
 from .adapters import LoRA
 from .checks import MAX_SCALE, MIN_SCALE
 from .errors import MlxLcError
 from .fit import Example, FitConfig, FitResult, fit
 from .io import atomic_dir, atomic_write_text, read_text, write_json
+from .model_folder import model_id
 from .outputs import move_into, run_dir
 from .tiny import TinyConfig, tiny_model_files
 
@@ -51,13 +53,6 @@ class LoRAConfig:
         if not 0 <= self.dropout < 1:
             raise MlxLcError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
         self.fit.validate()
-
-
-def model_id(model_path: str) -> str:
-    """The base model as a resumed run compares it: a local folder by its absolute path (so
-    `m` and `./m` match), anything else (a hub id) as given."""
-    p = Path(model_path).expanduser()
-    return str(p.resolve()) if p.exists() else model_path
 
 
 # ---------------------------------------------------------------- data
@@ -150,13 +145,11 @@ def lora_from_model(model: nn.Module, scale: float, base_model: str | None, meta
 def train_lora(model_path: str, data: str | Path, out: str | Path, cfg: LoRAConfig | None = None,
                resume: bool = False, progress: bool = True) -> FitResult:
     """Train one LoRA on `data` and write an mlx-lm adapter folder to `out` (rank 0 only)."""
-    from .generate import load_base
-
     cfg = cfg or LoRAConfig()
     cfg.validate()
     out = Path(out)
     with run_folder(out, "adapter", [model_path, data], resume) as tmp:
-        model, tok = load_base(model_path)
+        model, tok = model_folder.load(model_path)
         train_rows, valid_rows = load_splits(data, seed=cfg.fit.seed)
         mx.random.seed(cfg.fit.seed)  # LoRA's `a` init
         cfg.keys = add_lora(model, cfg)
@@ -256,22 +249,18 @@ def read_corpus(corpus: str | Path) -> str:
 def pretrain(model_dir: str | Path, corpus: str | Path, cfg: PretrainConfig | None = None,
              progress: bool = True) -> FitResult:
     """Train every weight of the model in `model_dir` as a causal LM on `corpus`; rewrite it in place."""
-    from mlx_lm.utils import save_model
-
-    from .generate import load_base
-
     cfg = cfg or PretrainConfig()
     cfg.fit.validate()
     text = read_corpus(corpus)
     model_dir = Path(model_dir)
-    model, tok = load_base(str(model_dir))
+    model, tok = model_folder.load(str(model_dir))
     examples = corpus_examples(tok, text, cfg.fit.max_seq_len)
     n_valid = max(1, int(len(examples) * cfg.valid_fraction)) if len(examples) > 20 else 0
     valid, train = examples[:n_valid], examples[n_valid:]
     model.unfreeze()
     result = fit(model, train, valid, cfg.fit, out=model_dir / ".pretrain", progress=progress, desc="pretrain")
     if mx.distributed.init().rank() == 0:
-        save_model(model_dir, model)
+        model_folder.save_weights(model_dir, model)
         write_json(model_dir / "pretrain.json", {"config": asdict(cfg), "result": _result_meta(result),
                                                  "n_train_windows": len(train), "n_valid_windows": len(valid),
                                                  "params": sum(v.size for _, v in _flat(model.parameters()))})

@@ -33,7 +33,8 @@ from .. import calibration as calib_io
 from .. import tasks
 from ..errors import MlxLcError
 from ..fuse import fuse_into
-from ..generate import compose, generate, load_base, multi_step
+from .. import model_folder
+from ..generate import compose, generate, multi_step
 from . import measure as bm
 from . import setup as bs
 
@@ -103,7 +104,7 @@ class Bench:
     def __init__(self, cfg: BenchConfig, work: Path):
         self.cfg, self.work = cfg, work
         name = cfg.model or str(bs.write_model(work / "model", cfg.shape, cfg.dtype, cfg.quick, cfg.seed))
-        self.base, self.tok = load_base(name)
+        self.base, self.tok = model_folder.load(name)
         self.base.eval()
         self.tok.eos_token_ids = set()  # fixed-length outputs: no pass may stop early
         self.fx = bs.make_fixture(work / "adapters", name, self.base, cfg.rank, seed=cfg.seed)

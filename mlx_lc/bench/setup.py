@@ -15,7 +15,7 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
-from mlx_lm.utils import hf_repo_to_path, load_model
+from mlx_lm.utils import load_model
 
 from .. import adapters as adapters_io
 from .. import calibration as calib_io
@@ -23,8 +23,8 @@ from ..adapters import LoRA
 from ..errors import MlxLcError
 from ..io import write_json
 from ..merge import MergeConfig, merge
-from ..model_folder import check
-from ..tiny import DEFAULT_CORPUS, TinyConfig, train_tokenizer, write_model_folder, write_tiny_model
+from .. import model_folder
+from ..tiny import DEFAULT_CORPUS, TinyConfig, train_tokenizer, write_tiny_model
 
 # Published architectures (config.json of each model card), written here with random weights.
 SHAPES: dict[str, dict] = {
@@ -64,7 +64,7 @@ def write_shape_model(out: str | Path, shape: str, dtype: str = "float32", seed:
     model.model.embed_tokens.weight = 0.02 * mx.random.normal(model.model.embed_tokens.weight.shape)
     model.set_dtype(DTYPES[dtype])
     mx.eval(model.parameters())
-    return write_model_folder(out, model, config, tokenizer)
+    return model_folder.save(out, model, tokenizer, config)
 
 
 def write_model(out: str | Path, shape: str, dtype: str = "float32", quick: bool = False, seed: int = 0) -> Path:
@@ -74,19 +74,6 @@ def write_model(out: str | Path, shape: str, dtype: str = "float32", quick: bool
             TinyConfig(hidden=256, layers=4, vocab=1024, heads=8, kv_heads=2, seed=seed)
         return write_tiny_model(out, cfg)
     return write_shape_model(out, shape, dtype, seed)
-
-
-def model_dir(name: str) -> Path:
-    """A local folder or a hub id already in the local cache (nothing is downloaded)."""
-    if Path(name).is_dir():
-        path = Path(name)
-    else:
-        try:
-            path = Path(hf_repo_to_path(name))
-        except Exception:  # noqa: BLE001 - any failure means "not in the local cache"
-            raise MlxLcError(f"model {name!r} is neither a folder nor in the local Hugging Face cache") from None
-    check(path, name)
-    return path
 
 
 def shared_copy(model: nn.Module, path: Path) -> nn.Module:
@@ -151,7 +138,8 @@ def make_fixture(work: Path, model_name: str, model: nn.Module, rank: int, scale
                  seed: int = 0, variants=(("lc", "scale"), ("lc++", "scale"))) -> Fixture:
     """Write adapters, calibrations (`variant` names: lc, lc++) and their folds under `work`."""
     work = Path(work)
-    fx = Fixture(model_name, model_dir(model_name), [work / "adapter_summarize", work / "adapter_es"])
+    # the base is loaded by now, so its folder is local: nothing is downloaded
+    fx = Fixture(model_name, model_folder.resolve(model_name, download=False), [work / "adapter_summarize", work / "adapter_es"])
     for i, out in enumerate(fx.adapters):
         adapters_io.write_mlx(random_lora(model, rank, scale, seed + i, model_name), out)
     fx.loras = adapters_io.load_for(model, fx.adapters, model_name)
