@@ -9,14 +9,21 @@ import sys
 from pathlib import Path
 
 import click
+import mlx.core as mx
+from click.core import ParameterSource
 
+from mlx_lc import _blas
 from mlx_lc import adapters as adapters_io
 from mlx_lc import calibration as calib_io
 from mlx_lc import model_folder
 from mlx_lc.errors import MlxLcError
+from mlx_lc.fuse import fuse as fuse_model
+from mlx_lc.generate import check_sampling, load, recorded_task, resolve_task, stream
+from mlx_lc.generate import multi_step as two_passes
 from mlx_lc.io import check_out
 from mlx_lc.merge import MergeConfig, merge as merge_loras
 from mlx_lc.merges import METHODS
+from mlx_lc.tiny import TinyConfig, write_tiny_model
 
 from . import main
 from .paths import out_folder
@@ -53,8 +60,6 @@ def with_merge_options(f):
 def refuse_merge_options(calibration) -> None:
     """With -c the merge is the one the calibration was trained with; a --method beside it used to
     be ignored without a word, so say so instead."""
-    from click.core import ParameterSource
-
     if calibration is None:
         return
     ctx = click.get_current_context()
@@ -80,10 +85,6 @@ def merged_adapter(model: str, adapters, method, weights, density, rank, seed, c
 @main.command()
 def doctor():
     """Print versions, device, the BLAS in use and optional parts."""
-    import mlx.core as mx
-
-    from mlx_lc import _blas
-
     def version(dist):  # metadata only: importing coremltools on Linux prints warnings
         try:
             return importlib.metadata.version(dist)
@@ -114,8 +115,6 @@ def doctor():
               help="Text file to train the tokenizer on (default: a small built-in corpus).")
 def tiny_model(out, seed, hidden, layers, vocab, heads, kv_heads, corpus):
     """Write a tiny random Llama model with a locally trained tokenizer to OUT (offline)."""
-    from mlx_lc.tiny import TinyConfig, write_tiny_model
-
     texts = corpus.read_text().splitlines() if corpus else None
     write_tiny_model(out, TinyConfig(hidden=hidden, layers=layers, vocab=vocab, heads=heads,
                                      kv_heads=kv_heads, seed=seed), texts)
@@ -148,8 +147,6 @@ def merge(model, adapters, method, weights, density, rank, seed, out):
 def fold(model, adapters, calibration, out):
     """Fold merge + calibration into one ordinary mlx-lm LoRA adapter."""
     check_out(out, [model, *adapters, calibration])
-    from mlx_lc.generate import recorded_task
-
     lora = merged_adapter(model, adapters, None, None, None, None, 0, calibration)
     task = recorded_task(calibration=calibration)  # so `mlx-lc generate -a OUT` prompts for it
     adapters_io.write_mlx(lora, out, extra_meta={"task": task} if task else None)
@@ -165,8 +162,6 @@ def fold(model, adapters, calibration, out):
               callback=out_folder("config.json", "model folder"))
 def fuse(model, adapters, method, weights, density, rank, seed, calibration, out):
     """Fuse the (merged, calibrated) update into the weights; write a full model folder."""
-    from mlx_lc.fuse import fuse as fuse_model
-
     check_out(out, [model, *adapters, calibration])
     refuse_merge_options(calibration)
     lora = merged_adapter(model, adapters, method, weights, density, rank, seed, calibration)
@@ -191,9 +186,6 @@ def fuse(model, adapters, method, weights, density, rank, seed, calibration, out
 def generate(model, adapters, method, weights, density, rank, seed, calibration, task, multi_step, prompt,
              max_tokens, temp, top_p, min_p, top_k):
     """Generate in one pass with merged (and calibrated) adapters; streams tokens."""
-    from mlx_lc.generate import check_sampling, load, resolve_task, stream
-    from mlx_lc.generate import multi_step as two_passes
-
     refuse_merge_options(calibration)
     check_sampling(temp, top_p, min_p, top_k)  # before minutes of loading, not after
     if prompt == "-":

@@ -27,6 +27,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
+from tqdm.auto import tqdm
 
 from .errors import MlxLcError
 from .io import atomic_dir, load_safetensors, read_json, sha256, shape_mismatches
@@ -434,8 +435,6 @@ class _NoBar:
 def _bar(total: int, start: int, desc: str, show: bool):
     if not show:
         return _NoBar()
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=True)
 
 

@@ -17,14 +17,17 @@ from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
+from mlx.utils import tree_flatten
 
 from . import adapters as adapters_io
 from . import model_folder
+from . import plots
 from . import tasks
 from .adapters import LoRA
 from .checks import MAX_SCALE, MIN_SCALE
 from .errors import MlxLcError
-from .fit import Example, FitConfig, FitResult, fit
+from .fit import Example, FitConfig, FitResult, evaluate_loss, fit
 from .io import atomic_dir, atomic_write_text, read_text, write_json
 from .model_folder import model_id
 from .outputs import move_into, run_dir
@@ -89,8 +92,6 @@ def load_splits(data: str | Path, valid_fraction: float = 0.1, seed: int = 0) ->
         valid = read_jsonl(data / "valid.jsonl") if (data / "valid.jsonl").exists() else []
         return train, valid
     rows = read_jsonl(data)
-    import numpy as np
-
     order = np.random.RandomState(seed).permutation(len(rows))
     n_valid = int(len(rows) * valid_fraction) if len(rows) >= 10 else 0
     return [rows[i] for i in order[n_valid:]], [rows[i] for i in order[:n_valid]]
@@ -122,7 +123,7 @@ def block_keys(model: nn.Module) -> list[str]:
 
 def add_lora(model: nn.Module, cfg: LoRAConfig) -> list[str]:
     """Freeze the model and put trainable LoRA layers on `cfg.keys` of every block."""
-    from mlx_lm.tuner.utils import linear_to_lora_layers
+    from mlx_lm.tuner.utils import linear_to_lora_layers  # here: mlx_lm costs ~1.1 s, which `mlx-lc --help` does not need
 
     keys = cfg.keys or block_keys(model)
     missing = sorted(set(keys) - set(block_keys(model)))
@@ -180,8 +181,6 @@ def run_folder(out: Path, kind: str, inputs: list, resume: bool):
 
 def write_curves(out: Path, result: FitResult, title: str) -> None:
     """history.json always; loss.png when matplotlib is installed."""
-    from . import plots
-
     atomic_write_text(out / "history.json", json.dumps(result.history))
     plots.loss_curve(result.history, out / "loss.png", title, warn=True)
 
@@ -194,8 +193,6 @@ def _result_meta(r: FitResult) -> dict:
 
 
 def _flat(tree):
-    from mlx.utils import tree_flatten
-
     return tree_flatten(tree)
 
 
@@ -288,6 +285,4 @@ def pretrain_new(out: str | Path, tiny: TinyConfig, corpus: str | Path, cfg: Pre
 
 
 def perplexity(model, examples: list[Example], batch_size: int = 16, max_seq_len: int = 512) -> float:
-    from .fit import evaluate_loss
-
     return math.exp(evaluate_loss(model, examples, batch_size, max_seq_len, mx.distributed.init()))
