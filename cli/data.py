@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from mlx_lc import judge as judge_lib
-from mlx_lc.data import DEFAULT_REWRITER, DEFAULT_TRANSLATOR, BuildConfig, build
 from mlx_lc.errors import MlxLcError
 from mlx_lc.io import atomic_write_text, check_out, check_out_dir, read_json
 
@@ -56,6 +55,9 @@ def build_cmd(out, sources, limit, translator, rewriter, rewriter_format, tone_t
     --rewriter (mlx-lm models; the paper's OpusMT translators are Marian models that mlx-lm cannot
     run). Generations are cached per example, so an interrupted build resumes where it stopped.
     """
+    # here: mlx_lc.data costs 40-170 ms (urllib, email, ssl), which `mlx-lc --help` does not need
+    from mlx_lc.data import DEFAULT_REWRITER, DEFAULT_TRANSLATOR, BuildConfig, build
+
     check_out(out, [tone_table, cache_dir, hub_cache, translator, rewriter])
     cfg = BuildConfig(out=out, sources=tuple(s.strip() for s in sources.split(",") if s.strip()), limit=limit,
                       translator=translator or DEFAULT_TRANSLATOR, rewriter=rewriter or DEFAULT_REWRITER,

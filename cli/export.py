@@ -7,10 +7,6 @@ from pathlib import Path
 import click
 
 from mlx_lc.errors import MlxLcError
-from mlx_lc.export import ExportConfig
-from mlx_lc.export import export as run_export
-from mlx_lc.export.compositions import CompositionSpec, parse
-from mlx_lc.export.package import check_out_name
 
 from . import main
 from .paths import out_folder
@@ -29,6 +25,10 @@ def _kb(n: int) -> str:
 
 def _export_folder(ctx, param, value):
     """--out: a folder (not NAME.mlpackage), new, empty or an earlier export; checked before any work."""
+    # mlx_lc.export is imported in the functions here: it costs 35-60 ms (logging, the graph), which
+    # `mlx-lc --help` does not need
+    from mlx_lc.export.package import check_out_name
+
     if value is not None:
         check_out_name(value)
     return out_folder("export.json", "export")(ctx, param, value)
@@ -36,6 +36,8 @@ def _export_folder(ctx, param, value):
 
 def composition_specs(model, adapters, calibration, fused, task, name, compositions):
     """(model to load, [CompositionSpec]) from the command's options; one line for each misuse."""
+    from mlx_lc.export.compositions import CompositionSpec, parse
+
     single = bool(adapters or calibration or task or name)
     if fused is not None:
         if model:
@@ -86,6 +88,9 @@ def coreml(model, adapters, calibration, fused, task, name, compositions, out, q
         --composition sum_es:summarize+es=a/summarize,a/es,c/sum_es \\
         --composition sum_fr:summarize+fr=a/summarize,a/fr,c/sum_fr
     """
+    from mlx_lc.export import ExportConfig
+    from mlx_lc.export import export as run_export
+
     if context < 2:
         raise click.BadParameter(f"must be at least 2, got {context}", param_hint="--context")
     if verify_steps < 1:

@@ -27,7 +27,6 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
-from tqdm.auto import tqdm
 
 from .errors import MlxLcError
 from .io import atomic_dir, load_safetensors, read_json, sha256, shape_mismatches
@@ -435,6 +434,9 @@ class _NoBar:
 def _bar(total: int, start: int, desc: str, show: bool):
     if not show:
         return _NoBar()
+    # here: tqdm.auto costs ~80 ms (it brings in asyncio), and `mlx-lc --help` imports this module
+    from tqdm.auto import tqdm
+
     return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=True)
 
 
