@@ -22,7 +22,7 @@ from .merge import MergeConfig, merge
 from .train import encode_prompt
 
 
-# The model layer's load (model_folder.load), under the name the callers of this module know.
+# model_folder.load under its earlier name, for callers that still use it (demo.py).
 load_base = model_folder.load
 
 
@@ -149,7 +149,7 @@ def load(model: str, adapters: Sequence[str | Path] = (), merge: str = "linear",
     >>> model, tokenizer = mlx_lc.load("Qwen/Qwen2.5-0.5B-Instruct", adapters=["sum", "es"],
     ...                                calibration="sum_es_lc")
     """
-    m, tok = load_base(model)
+    m, tok = model_folder.load(model)
     cfg = MergeConfig(merge, list(weights) if weights else None, density, rank, seed)
     compose(m, list(adapters), cfg, calibration, model)
     m.eval()
