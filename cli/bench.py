@@ -40,8 +40,9 @@ def bench(model, shape, dtype, quick, only, rank, max_tokens, rounds, prompts, t
     Every row is a ratio of two variants timed in turns in this one run, on the same model and
     inputs; adapters and calibrations are random (speed does not depend on what they learned).
     """
-    from mlx_lc import bench as lib
-    from mlx_lc import bench_report
+    # here, not at the top: the bench brings in mlx_lm (about 1.1 s), which `mlx-lc --help` does not need
+    from mlx_lc.bench import report as bench_report
+    from mlx_lc.bench import run as lib
 
     groups = tuple(g.strip() for g in only.split(",") if g.strip()) if only else lib.GROUPS
     cfg = lib.BenchConfig(model=model, shape=shape, dtype=dtype, quick=quick, groups=groups, rank=rank,

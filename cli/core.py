@@ -9,13 +9,21 @@ import sys
 from pathlib import Path
 
 import click
+import mlx.core as mx
+from click.core import ParameterSource
 
+from mlx_lc import _blas
 from mlx_lc import adapters as adapters_io
 from mlx_lc import calibration as calib_io
+from mlx_lc import model_folder
 from mlx_lc.errors import MlxLcError
+from mlx_lc.fuse import fuse as fuse_model
+from mlx_lc.generate import calibration_inputs, check_sampling, load, recorded_task, resolve_task, stream
+from mlx_lc.generate import multi_step as two_passes
 from mlx_lc.io import check_out
 from mlx_lc.merge import MergeConfig, merge as merge_loras
 from mlx_lc.merges import METHODS
+from mlx_lc.tiny import TinyConfig, write_tiny_model
 
 from . import main
 from .paths import out_folder
@@ -55,8 +63,6 @@ def with_merge_options(f):
 def refuse_merge_options(calibration) -> None:
     """With -c the merge is the one the calibration was trained with; a --method beside it used to
     be ignored without a word, so say so instead."""
-    from click.core import ParameterSource
-
     if calibration is None:
         return
     ctx = click.get_current_context()
@@ -69,8 +75,6 @@ def refuse_merge_options(calibration) -> None:
 
 def inputs_for(model, adapters, calibration):
     """(model, adapters): as given, or, with a calibration, completed from what it records."""
-    from mlx_lc.generate import calibration_inputs
-
     if calibration is not None:
         return calibration_inputs(model, adapters, calibration)
     if model is None:
@@ -80,11 +84,9 @@ def inputs_for(model, adapters, calibration):
 
 def merged_adapter(model: str, adapters, method, weights, density, rank, seed, calibration=None):
     """Load the model lazily, validate adapters, merge (and fold a calibration) -> LoRA."""
-    from mlx_lc.generate import load_base
-
     if not adapters:
         raise MlxLcError("give at least one --adapter")
-    m, _ = load_base(model, lazy=True)
+    m, _ = model_folder.load(model, lazy=True)
     loras = adapters_io.load_for(m, adapters, model)
     if calibration is not None:
         _, merged, calib = calib_io.merge_for(calibration, loras)
@@ -95,10 +97,6 @@ def merged_adapter(model: str, adapters, method, weights, density, rank, seed, c
 @main.command()
 def doctor():
     """Print versions, device, the BLAS in use and optional parts."""
-    import mlx.core as mx
-
-    from mlx_lc import _blas
-
     def version(dist):  # metadata only: importing coremltools on Linux prints warnings
         try:
             return importlib.metadata.version(dist)
@@ -129,8 +127,6 @@ def doctor():
               help="Text file to train the tokenizer on (default: a small built-in corpus).")
 def tiny_model(out, seed, hidden, layers, vocab, heads, kv_heads, corpus):
     """Write a tiny random Llama model with a locally trained tokenizer to OUT (offline)."""
-    from mlx_lc.tiny import TinyConfig, write_tiny_model
-
     texts = corpus.read_text().splitlines() if corpus else None
     write_tiny_model(out, TinyConfig(hidden=hidden, layers=layers, vocab=vocab, heads=heads,
                                      kv_heads=kv_heads, seed=seed), texts)
@@ -164,8 +160,6 @@ def fold(model, adapters, calibration, out):
     """Fold merge + calibration into one ordinary mlx-lm LoRA adapter."""
     model, adapters = inputs_for(model, adapters, calibration)
     check_out(out, [model, *adapters, calibration])
-    from mlx_lc.generate import recorded_task
-
     lora = merged_adapter(model, adapters, None, None, None, None, 0, calibration)
     task = recorded_task(calibration=calibration)  # so `mlx-lc generate -a OUT` prompts for it
     adapters_io.write_mlx(lora, out, extra_meta={"task": task} if task else None)
@@ -181,8 +175,6 @@ def fold(model, adapters, calibration, out):
               callback=out_folder("config.json", "model folder"))
 def fuse(model, adapters, method, weights, density, rank, seed, calibration, out):
     """Fuse the (merged, calibrated) update into the weights; write a full model folder."""
-    from mlx_lc.fuse import fuse as fuse_model
-
     refuse_merge_options(calibration)
     model, adapters = inputs_for(model, adapters, calibration)
     check_out(out, [model, *adapters, calibration])
@@ -209,9 +201,6 @@ def fuse(model, adapters, method, weights, density, rank, seed, calibration, out
 def generate(model, adapters, method, weights, density, rank, seed, calibration, task, multi_step, prompt,
              max_tokens, temp, top_p, min_p, top_k):
     """Generate in one pass with merged (and calibrated) adapters; streams tokens."""
-    from mlx_lc.generate import check_sampling, load, load_base, resolve_task, stream
-    from mlx_lc.generate import multi_step as two_passes
-
     refuse_merge_options(calibration)
     check_sampling(temp, top_p, min_p, top_k)  # before minutes of loading, not after
     if prompt == "-":
@@ -231,7 +220,7 @@ def generate(model, adapters, method, weights, density, rank, seed, calibration,
             raise MlxLcError("--multi-step takes exactly two adapters (primary, then secondary) and no calibration")
         if not task:
             raise MlxLcError("--multi-step needs --task primary+secondary")
-        m, tok = load_base(model)
+        m, tok = model_folder.load(model)
         primary, secondary = adapters_io.load_for(m, adapters, model)
         _, out = two_passes(m, tok, primary, secondary, text, task, **sampling)
         click.echo(out)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from mlx_lc import judge as judge_lib
 from mlx_lc.errors import MlxLcError
+from mlx_lc.io import atomic_write_text, check_out, check_out_dir, read_json
 
 from . import main
 from .paths import out_file, out_folder
@@ -53,8 +55,8 @@ def build_cmd(out, sources, limit, translator, rewriter, rewriter_format, tone_t
     --rewriter (mlx-lm models; the paper's OpusMT translators are Marian models that mlx-lm cannot
     run). Generations are cached per example, so an interrupted build resumes where it stopped.
     """
+    # here: mlx_lc.data costs 40-170 ms (urllib, email, ssl), which `mlx-lc --help` does not need
     from mlx_lc.data import DEFAULT_REWRITER, DEFAULT_TRANSLATOR, BuildConfig, build
-    from mlx_lc.io import check_out
 
     check_out(out, [tone_table, cache_dir, hub_cache, translator, rewriter])
     cfg = BuildConfig(out=out, sources=tuple(s.strip() for s in sources.split(",") if s.strip()), limit=limit,
@@ -95,9 +97,6 @@ def judge(model, data_path, out, task, method, batch_size, max_tokens, cache_dir
     Writes verdicts.jsonl, judge_summary.json and judge_table.md. Verdicts the parser cannot read
     (refusals, both or neither of PASS/FAIL) are counted as unparseable, not as passes or fails.
     """
-    from mlx_lc import judge as judge_lib
-    from mlx_lc.io import check_out, check_out_dir
-
     out = out or data_path.parent / "judge"
     check_out_dir(out, "judge_summary.json", "judge output")  # the default skipped the callback
     check_out(out, [data_path, model, cache_dir])
@@ -126,9 +125,6 @@ def judge_table(runs, out, png):
 
     RUNS are METHOD=FOLDER pairs, each FOLDER a `mlx-lc judge` output (judge_summary.json).
     """
-    from mlx_lc import judge as judge_lib
-    from mlx_lc.io import atomic_write_text, check_out, read_json
-
     png = judge_lib.png_path(png) if png else None  # a bad suffix fails before any output
     summaries, inputs = {}, []
     for run in runs:

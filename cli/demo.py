@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from mlx_lc import demo as lib
+from mlx_lc.io import check_out_dir
+
 from . import main
 from .paths import out_folder
 
@@ -36,8 +39,6 @@ def demo(size, out, seed, seeds, subtasks, pretrain_base, jobs, report_only, qui
     Writes results.json, results.md (the paper's table beside ours), results.png and loss curves.
     Re-running with the same --out reuses finished artifacts made by the same version and settings.
     """
-    from mlx_lc import demo as lib
-
     if out is None:
         home = os.environ.get("MLX_LC_HOME")
         out = Path(home) / "demo" if home else Path("mlx-lc-demo")
@@ -47,8 +48,6 @@ def demo(size, out, seed, seeds, subtasks, pretrain_base, jobs, report_only, qui
         lib.rewrite_report(out)
         click.echo(f"wrote {out / 'results.md'}")
         return
-    from mlx_lc.io import check_out_dir
-
     check_out_dir(out, "work", "demo")  # new, empty or an earlier demo (holding work/), before any work
     try:
         seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed]

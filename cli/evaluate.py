@@ -7,9 +7,12 @@ from pathlib import Path
 
 import click
 
+from mlx_lc.evaluate import EvalConfig, evaluate as run_eval, markdown
+from mlx_lc.io import atomic_dir, check_out, write_json
 from mlx_lc.merges import METHODS
 
 from . import main
+from .core import refuse_merge_options
 from .paths import out_folder
 
 
@@ -31,17 +34,12 @@ from .paths import out_folder
 def evaluate(model, adapters, method, calibration, multi_step, data, out, max_tokens, batch_size, limit):
     """Generate greedily for every row and score it: ROUGE-L (summaries), weighted ROUGE
     (replies) and the judge (rows with a frame). Prints a Markdown table per sub-task."""
-    from mlx_lc.evaluate import EvalConfig, evaluate as run, markdown
-    from mlx_lc.io import atomic_dir, check_out, write_json
-
-    from .core import refuse_merge_options
-
     if out is not None:
         check_out(out, [model, *adapters, calibration, data])
     if max_tokens < 1 or batch_size < 1:
         raise click.BadParameter("--max-tokens and --batch-size must be positive")
     refuse_merge_options(calibration)
-    report = run(model, data, adapters, method, calibration, multi_step, EvalConfig(max_tokens, batch_size, limit))
+    report = run_eval(model, data, adapters, method, calibration, multi_step, EvalConfig(max_tokens, batch_size, limit))
     table = markdown(report["per_task"], report["method"])
     click.echo(table, nl=False)
     if out is not None:

@@ -25,6 +25,8 @@ def _kb(n: int) -> str:
 
 def _export_folder(ctx, param, value):
     """--out: a folder (not NAME.mlpackage), new, empty or an earlier export; checked before any work."""
+    # mlx_lc.export is imported in the functions here: it costs 35-60 ms (logging, the graph), which
+    # `mlx-lc --help` does not need
     from mlx_lc.export.package import check_out_name
 
     if value is not None:

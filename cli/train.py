@@ -7,9 +7,14 @@ import math
 from pathlib import Path
 
 import click
+import mlx.core as mx
 
-from mlx_lc.calibrate import DEFAULT_CALIBRATION, DEFAULT_FIT
+from mlx_lc.calibrate import DEFAULT_CALIBRATION, DEFAULT_FIT, CalibrateConfig, calibrate as run_calibrate
+from mlx_lc.calibration import CalibrationConfig
 from mlx_lc.errors import MlxLcError
+from mlx_lc.fit import FitConfig
+from mlx_lc.tiny import TinyConfig
+from mlx_lc.train import LoRAConfig, PretrainConfig, pretrain_new, train_lora as run_train_lora
 
 from . import main
 from .paths import out_folder
@@ -42,8 +47,6 @@ def fit_options(lr: float, batch_size: int, max_seq_len: int = 512, epochs: floa
 
 
 def _fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience, group_by_length):
-    from mlx_lc.fit import FitConfig
-
     fit = FitConfig(lr=lr, batch_size=batch_size, iters=iters, epochs=epochs, max_seq_len=max_seq_len, seed=seed,
                     eval_every=eval_every, patience=patience, group_by_length=group_by_length)
     for name, what in fit.problems()[:1]:  # FitConfig's own checks, under the option's name
@@ -57,8 +60,6 @@ def _positive(value: float, hint: str) -> None:
 
 
 def _report(result, out: Path, what: str) -> None:
-    import mlx.core as mx
-
     if mx.distributed.init().rank() != 0:
         return
     val = f"{result.best_val:.4f}" if result.best_val is not None else "n/a"
@@ -90,8 +91,6 @@ def train_lora(model, data, out, rank, alpha, scale, dropout, keys, lr, iters, e
     Single-task data gives a task adapter; compositional data gives the joint-expert baseline.
     Writes an mlx-lm adapter folder (adapters.safetensors, adapter_config.json) with loss.png.
     """
-    from mlx_lc.train import LoRAConfig, train_lora as run
-
     if rank < 1:
         raise click.BadParameter(f"must be positive, got {rank}", param_hint="--rank")
     if not 0 <= dropout < 1:
@@ -105,7 +104,7 @@ def train_lora(model, data, out, rank, alpha, scale, dropout, keys, lr, iters, e
                      keys=[k.strip() for k in keys.split(",")] if keys else None,
                      fit=_fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience,
                                      group_by_length))
-    _report(run(model, data, out, cfg, resume=resume, progress=not quiet), out, "adapter")
+    _report(run_train_lora(model, data, out, cfg, resume=resume, progress=not quiet), out, "adapter")
 
 
 @main.command()
@@ -126,13 +125,10 @@ def calibrate(model, adapters, variant, mode, rank, data, out, lr, iters, epochs
 
     Base model and LoRAs stay frozen; only the calibration (shared by all layers) trains.
     """
-    from mlx_lc.calibrate import CalibrateConfig, calibrate as run
-    from mlx_lc.calibration import CalibrationConfig
-
     cfg = CalibrateConfig(calibration=CalibrationConfig(variant, mode, rank, seed),
                           fit=_fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience,
                                           group_by_length))
-    _report(run(model, list(adapters), data, out, cfg, resume=resume, progress=not quiet), out, "calibration")
+    _report(run_calibrate(model, list(adapters), data, out, cfg, resume=resume, progress=not quiet), out, "calibration")
 
 
 @main.command()
@@ -148,12 +144,9 @@ def calibrate(model, adapters, variant, mode, rank, data, out, lr, iters, epochs
 def pretrain(corpus, out, hidden, layers, heads, kv_heads, vocab, lr, iters, epochs, batch_size, max_seq_len, seed,
              eval_every, patience, group_by_length, resume, quiet):
     """Pretrain a tiny Llama from scratch on CORPUS (tokenizer too); every weight trains."""
-    from mlx_lc.tiny import TinyConfig
-    from mlx_lc.train import PretrainConfig, pretrain_new as run
-
     if resume:
         raise MlxLcError("pretrain does not resume; run it again")
     fit = _fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience, group_by_length)
     fit.warmup, fit.schedule, fit.weight_decay = min(50, (iters or 1000) // 10), "cosine", 0.01
     tiny = TinyConfig(hidden=hidden, layers=layers, vocab=vocab, heads=heads, kv_heads=kv_heads, seed=seed)
-    _report(run(out, tiny, corpus, PretrainConfig(fit=fit), progress=not quiet), out, "model")
+    _report(pretrain_new(out, tiny, corpus, PretrainConfig(fit=fit), progress=not quiet), out, "model")

@@ -15,13 +15,15 @@ import mlx.nn as nn
 
 from . import adapters as adapters_io
 from . import calibration as calib_io
+from . import model_folder
 from .calibration import Calibration, CalibrationConfig
 from .errors import MlxLcError
 from .fit import FitConfig, FitResult, fit
 from .io import sha256
 from .merge import MergeConfig, merge
 from .outputs import move_into
-from .train import _result_meta, encode_rows, load_splits, model_id, run_folder, write_curves
+from .model_folder import model_id
+from .train import _result_meta, encode_rows, load_splits, run_folder, write_curves
 
 # The settings the demo measured LC++ with (rank 4; README, results/): on its summarize+es task,
 # 4 epochs at lr 5e-3, batch 16, scored judge 76%, where lc at 1 epoch, lr 5e-4, batch 4 scored 0%.
@@ -63,15 +65,13 @@ def _weights_hash(lora) -> str:
 def calibrate(model_path: str, adapter_paths: list[str | Path], data: str | Path, out: str | Path,
               cfg: CalibrateConfig | None = None, resume: bool = False, progress: bool = True) -> FitResult:
     """Train a calibration for the merge of `adapter_paths` on `data`; write it to `out`."""
-    from .generate import load_base
-
     cfg = cfg or CalibrateConfig()
     cfg.fit.validate()
     if len(adapter_paths) < 2:
         raise MlxLcError("calibration composes at least two adapters: give --adapter twice (primary, secondary)")
     out = Path(out)
     with run_folder(out, "calibration", [model_path, *adapter_paths, data], resume) as tmp:
-        model, tok = load_base(model_path)
+        model, tok = model_folder.load(model_path)
         loras = adapters_io.load_for(model, adapter_paths, model_path)
         train_rows, valid_rows = load_splits(data, seed=cfg.fit.seed)
         merged, calib = prepare(model, loras, cfg)

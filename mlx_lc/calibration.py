@@ -23,6 +23,8 @@ from mlx.utils import tree_flatten, tree_unflatten
 from .adapters import LoRA, split_path
 from .errors import MlxLcError
 from .io import atomic_dir, load_safetensors, read_json, shape_mismatches, write_json
+from .merge import MergeConfig, merge
+from .merges import METHODS
 from .checks import check_result, check_tensors, number, whole
 
 WEIGHTS, CONFIG = "calibration.safetensors", "calibration_config.json"
@@ -214,8 +216,6 @@ def read_config(path: str | Path) -> dict:
 def _check_merge(m: dict, where: str) -> None:
     """The recorded merge, field by field: merge() would otherwise fail on a string where a
     number belongs as an internal error, or (unused by the method) carry it silently."""
-    from .merges import METHODS
-
     method = m.get("method", "linear")
     if not isinstance(method, str) or method not in METHODS:
         raise MlxLcError(f"{where}: 'merge.method' must be one of {', '.join(METHODS)}, got {method!r}")
@@ -258,8 +258,6 @@ def merge_for(path: str | Path, loras: list[LoRA]):
     """-> (merge config, merged adapter, calibration): the adapters merged the way the calibration
     at `path` was trained on (its recorded merge), after checking they are its source adapters.
     What every user of a calibration (generate, fold/fuse, export) does first."""
-    from .merge import MergeConfig, merge
-
     check_sources(path, loras)
     recorded = read_config(path).get("merge", {})
     weights = recorded.get("weights")

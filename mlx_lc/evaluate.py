@@ -17,9 +17,9 @@ from typing import Sequence
 import mlx.core as mx
 import numpy as np
 
+from . import model_folder
 from . import tasks
 from .errors import MlxLcError
-from .model_folder import check_fits, model_context
 
 EVAL_HINT = "rouge-score is not installed: pip install 'mlx-lc[eval]'"
 
@@ -41,9 +41,9 @@ def generate_batch(model, tokenizer, messages: Sequence[str], max_tokens: int = 
 
     eos = set(getattr(tokenizer, "eos_token_ids", None) or [tokenizer.eos_token_id])
     prompts = encode_prompts(tokenizer, messages)
-    context = model_context(model)
+    context = model_folder.model_context(model)
     for i, p in enumerate(prompts):  # every row before any is generated; `rows`: their numbers in the data
-        check_fits(context, len(p), max_tokens, f"the prompt of row {rows[i] if rows else i + 1}")
+        model_folder.check_fits(context, len(p), max_tokens, f"the prompt of row {rows[i] if rows else i + 1}")
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
     outputs: list[list[int]] = [[] for _ in prompts]
     for start in range(0, len(order), batch_size):
@@ -235,7 +235,7 @@ def evaluate(model_path: str, data: str | Path, adapters: Sequence[str | Path] =
              calibration: str | Path | None = None, multi: bool = False, cfg: EvalConfig | None = None) -> dict:
     """Generate for every row of `data` with one method and score it. -> report dict."""
     from . import adapters as adapters_io
-    from .generate import compose, load_base
+    from .generate import compose
     from .merge import MergeConfig
     from .train import read_jsonl
 
@@ -244,7 +244,7 @@ def evaluate(model_path: str, data: str | Path, adapters: Sequence[str | Path] =
         raise MlxLcError(f"--limit must be at least 1, got {cfg.limit}")
     rows = read_jsonl(data)[: cfg.limit]
     check_rows(rows, data, multi)
-    model, tok = load_base(model_path)
+    model, tok = model_folder.load(model_path)
     if multi:
         if len(adapters) != 2 or calibration:
             raise MlxLcError("--multi-step takes exactly two adapters (primary, then secondary) and no calibration")

@@ -434,6 +434,7 @@ class _NoBar:
 def _bar(total: int, start: int, desc: str, show: bool):
     if not show:
         return _NoBar()
+    # here: tqdm.auto costs ~80 ms (it brings in asyncio), and `mlx-lc --help` imports this module
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=True)

@@ -6,19 +6,17 @@ quantized base is dequantized, fused, and (optionally) re-quantized after.
 
 from __future__ import annotations
 
-import glob
-import shutil
 from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_unflatten
 
+from . import model_folder
 from .adapters import LoRA
-from .errors import MlxLcError
-from .generate import apply_lora, load_base, remove_adapters
-from .io import atomic_dir, write_json
 from .checks import and_more, non_finite
+from .errors import MlxLcError
+from .generate import apply_lora, remove_adapters
 
 
 def fuse_into(model: nn.Module, lora: LoRA) -> nn.Module:
@@ -36,34 +34,17 @@ def fuse_into(model: nn.Module, lora: LoRA) -> nn.Module:
     return model
 
 
-def save_model_folder(model: nn.Module, tokenizer, config: dict, src: str, out: str | Path,
-                      extra: dict | None = None) -> Path:
-    """Write weights, config and tokenizer (loadable by mlx_lm.load), atomically."""
-    from mlx_lm.utils import hf_repo_to_path, save_config, save_model
-
-    with atomic_dir(out, marker="config.json", kind="model folder") as tmp:
-        save_model(tmp, model)
-        save_config(dict(config), tmp / "config.json")
-        tokenizer.save_pretrained(str(tmp))
-        src_path = Path(src) if Path(src).exists() else Path(hf_repo_to_path(src))
-        for f in glob.glob(str(src_path / "generation_config.json")):
-            shutil.copy(f, tmp)
-        if extra:
-            write_json(tmp / "mlx_lc.json", extra)
-    return Path(out)
-
-
 def fuse(model_name: str, lora: LoRA, out: str | Path, extra: dict | None = None) -> Path:
-    """Fuse `lora` into `model_name` and save a float model folder at `out`."""
-    from mlx_lm.utils import dequantize_model, hf_repo_to_path, load_config
+    """Fuse `lora` into `model_name` and save a float model folder at `out` (`extra` as mlx_lc.json)."""
+    from mlx_lm.utils import dequantize_model  # here: mlx_lm costs ~1.1 s, which `mlx-lc --help` does not need
 
-    model, tokenizer = load_base(model_name)
+    model, tokenizer = model_folder.load(model_name)
     fuse_into(model, lora)
-    src = Path(model_name) if Path(model_name).exists() else Path(hf_repo_to_path(model_name))
-    config = load_config(src)
+    src = model_folder.resolve(model_name, download=False)  # loaded just now, so local
+    config = model_folder.read_config(src)
     if config.pop("quantization", None) is not None:
         # The fused layers are float now; keep the whole model float (re-quantize with mlx_lm.convert -q).
         config.pop("quantization_config", None)
         model = dequantize_model(model)
     mx.eval(model.parameters())
-    return save_model_folder(model, tokenizer, config, model_name, out, extra)
+    return model_folder.save(out, model, tokenizer, config, {"mlx_lc.json": extra} if extra else None, source=src)

@@ -89,6 +89,7 @@ def wrap_message(tokenizer, message: str) -> str:
     """A user message as the model sees it: the chat template if the tokenizer has one,
     else a plain instruction format (tiny models and base models)."""
     if getattr(tokenizer, "chat_template", None):
+        # here: only a tokenizer with a chat template needs jinja2 (transformers renders templates with it)
         from jinja2 import TemplateError
 
         try:  # the template is the model folder's code, in a sandbox: it can fail, or refuse a message

@@ -11,8 +11,9 @@ from typing import Iterable
 
 import mlx.core as mx
 
+from . import model_folder
 from .errors import MlxLcError
-from .io import atomic_dir, write_json
+from .io import atomic_dir
 
 SPECIAL = ["<|pad|>", "<|bos|>", "<|eos|>"]
 
@@ -100,7 +101,7 @@ def tiny_model_files(folder: Path, cfg: TinyConfig, corpus: Iterable[str] | None
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
                "pad_token_id": tokenizer.pad_token_id}
     model, config = build_tiny(cfg, len(tokenizer), special)
-    save_model_files(folder, model, config, tokenizer, {"mlx_lc_tiny.json": asdict(cfg)})
+    model_folder.save_files(folder, model, tokenizer, config, {"mlx_lc_tiny.json": asdict(cfg)})
 
 
 def build_tiny(cfg: TinyConfig, vocab_size: int, special: dict | None = None):
@@ -131,21 +132,3 @@ def build_tiny(cfg: TinyConfig, vocab_size: int, special: dict | None = None):
     model.model.embed_tokens.weight = 0.02 * mx.random.normal(model.model.embed_tokens.weight.shape)
     mx.eval(model.parameters())
     return model, config
-
-
-def write_model_folder(out: str | Path, model, config: dict, tokenizer, extra: dict | None = None) -> Path:
-    """An mlx_lm.load-able folder (weights, config.json, tokenizer files, `extra` JSON files),
-    written to a temporary folder and renamed into place."""
-    with atomic_dir(out, marker="config.json", kind="model folder") as tmp:
-        save_model_files(tmp, model, config, tokenizer, extra)
-    return Path(out)
-
-
-def save_model_files(folder: Path, model, config: dict, tokenizer, extra: dict | None = None) -> None:
-    from mlx_lm.utils import save_config, save_model
-
-    save_model(folder, model)
-    save_config(config, folder / "config.json")
-    tokenizer.save_pretrained(str(folder))
-    for name, obj in (extra or {}).items():
-        write_json(folder / name, obj)

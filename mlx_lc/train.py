@@ -17,14 +17,19 @@ from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
+from mlx.utils import tree_flatten
 
 from . import adapters as adapters_io
+from . import model_folder
+from . import plots
 from . import tasks
 from .adapters import LoRA
 from .checks import MAX_SCALE, MIN_SCALE
 from .errors import MlxLcError
-from .fit import Example, FitConfig, FitResult, fit
+from .fit import Example, FitConfig, FitResult, evaluate_loss, fit
 from .io import atomic_dir, atomic_write_text, read_text, write_json
+from .model_folder import model_id
 from .outputs import move_into, run_dir
 from .tiny import TinyConfig, tiny_model_files
 
@@ -51,13 +56,6 @@ class LoRAConfig:
         if not 0 <= self.dropout < 1:
             raise MlxLcError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
         self.fit.validate()
-
-
-def model_id(model_path: str) -> str:
-    """The base model as a resumed run compares it: a local folder by its absolute path (so
-    `m` and `./m` match), anything else (a hub id) as given."""
-    p = Path(model_path).expanduser()
-    return str(p.resolve()) if p.exists() else model_path
 
 
 # ---------------------------------------------------------------- data
@@ -94,8 +92,6 @@ def load_splits(data: str | Path, valid_fraction: float = 0.1, seed: int = 0) ->
         valid = read_jsonl(data / "valid.jsonl") if (data / "valid.jsonl").exists() else []
         return train, valid
     rows = read_jsonl(data)
-    import numpy as np
-
     order = np.random.RandomState(seed).permutation(len(rows))
     n_valid = int(len(rows) * valid_fraction) if len(rows) >= 10 else 0
     return [rows[i] for i in order[n_valid:]], [rows[i] for i in order[:n_valid]]
@@ -127,7 +123,7 @@ def block_keys(model: nn.Module) -> list[str]:
 
 def add_lora(model: nn.Module, cfg: LoRAConfig) -> list[str]:
     """Freeze the model and put trainable LoRA layers on `cfg.keys` of every block."""
-    from mlx_lm.tuner.utils import linear_to_lora_layers
+    from mlx_lm.tuner.utils import linear_to_lora_layers  # here: mlx_lm costs ~1.1 s, which `mlx-lc --help` does not need
 
     keys = cfg.keys or block_keys(model)
     missing = sorted(set(keys) - set(block_keys(model)))
@@ -150,13 +146,11 @@ def lora_from_model(model: nn.Module, scale: float, base_model: str | None, meta
 def train_lora(model_path: str, data: str | Path, out: str | Path, cfg: LoRAConfig | None = None,
                resume: bool = False, progress: bool = True) -> FitResult:
     """Train one LoRA on `data` and write an mlx-lm adapter folder to `out` (rank 0 only)."""
-    from .generate import load_base
-
     cfg = cfg or LoRAConfig()
     cfg.validate()
     out = Path(out)
     with run_folder(out, "adapter", [model_path, data], resume) as tmp:
-        model, tok = load_base(model_path)
+        model, tok = model_folder.load(model_path)
         train_rows, valid_rows = load_splits(data, seed=cfg.fit.seed)
         mx.random.seed(cfg.fit.seed)  # LoRA's `a` init
         cfg.keys = add_lora(model, cfg)
@@ -187,8 +181,6 @@ def run_folder(out: Path, kind: str, inputs: list, resume: bool):
 
 def write_curves(out: Path, result: FitResult, title: str) -> None:
     """history.json always; loss.png when matplotlib is installed."""
-    from . import plots
-
     atomic_write_text(out / "history.json", json.dumps(result.history))
     plots.loss_curve(result.history, out / "loss.png", title, warn=True)
 
@@ -201,8 +193,6 @@ def _result_meta(r: FitResult) -> dict:
 
 
 def _flat(tree):
-    from mlx.utils import tree_flatten
-
     return tree_flatten(tree)
 
 
@@ -256,22 +246,18 @@ def read_corpus(corpus: str | Path) -> str:
 def pretrain(model_dir: str | Path, corpus: str | Path, cfg: PretrainConfig | None = None,
              progress: bool = True) -> FitResult:
     """Train every weight of the model in `model_dir` as a causal LM on `corpus`; rewrite it in place."""
-    from mlx_lm.utils import save_model
-
-    from .generate import load_base
-
     cfg = cfg or PretrainConfig()
     cfg.fit.validate()
     text = read_corpus(corpus)
     model_dir = Path(model_dir)
-    model, tok = load_base(str(model_dir))
+    model, tok = model_folder.load(str(model_dir))
     examples = corpus_examples(tok, text, cfg.fit.max_seq_len)
     n_valid = max(1, int(len(examples) * cfg.valid_fraction)) if len(examples) > 20 else 0
     valid, train = examples[:n_valid], examples[n_valid:]
     model.unfreeze()
     result = fit(model, train, valid, cfg.fit, out=model_dir / ".pretrain", progress=progress, desc="pretrain")
     if mx.distributed.init().rank() == 0:
-        save_model(model_dir, model)
+        model_folder.save_weights(model_dir, model)
         write_json(model_dir / "pretrain.json", {"config": asdict(cfg), "result": _result_meta(result),
                                                  "n_train_windows": len(train), "n_valid_windows": len(valid),
                                                  "params": sum(v.size for _, v in _flat(model.parameters()))})
@@ -299,6 +285,4 @@ def pretrain_new(out: str | Path, tiny: TinyConfig, corpus: str | Path, cfg: Pre
 
 
 def perplexity(model, examples: list[Example], batch_size: int = 16, max_seq_len: int = 512) -> float:
-    from .fit import evaluate_loss
-
     return math.exp(evaluate_loss(model, examples, batch_size, max_seq_len, mx.distributed.init()))

@@ -23,8 +23,8 @@ from pathlib import Path
 import mlx_lc  # noqa: F401  (loads OpenBLAS before mlx)
 import numpy as np
 
+from mlx_lc import model_folder
 from mlx_lc.fit import FitConfig, batch_order, fit
-from mlx_lc.generate import load_base
 from mlx_lc.train import LoRAConfig, add_lora, encode_rows, load_splits
 
 
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         cfg = demo.preset("default", subtasks=["summarize+es"])
         demo.build_world(cfg, Path(tmp.name), progress=False)
         data = Path(tmp.name) / "comp" / "summarize+es"
-    _, tok = load_base(model_path)
+    _, tok = model_folder.load(model_path)
     rows, _ = load_splits(data)
     train = encode_rows(tok, rows)
     lengths = np.array([len(ids) - 1 for ids, _ in train])
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     times: dict[bool, list[float]] = {False: [], True: []}
     for r in range(args.rounds):
         for grouped in ([False, True] if r % 2 == 0 else [True, False]):
-            model, _ = load_base(model_path)
+            model, _ = model_folder.load(model_path)
             add_lora(model, LoRAConfig(rank=8, scale=2.0, dropout=0.0))
             fcfg = FitConfig(lr=2e-3, batch_size=args.batch_size, iters=args.steps, seed=r,
                              group_by_length=grouped)

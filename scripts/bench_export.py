@@ -22,6 +22,7 @@ import numpy as np
 
 from mlx_lc import adapters as adapters_io
 from mlx_lc import calibration as calib_io
+from mlx_lc import model_folder
 from mlx_lc.adapters import LoRA
 from mlx_lc.export import ExportConfig, export
 from mlx_lc.export.compositions import CompositionSpec, parse
@@ -36,18 +37,14 @@ QWEN25_05B = {"model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24
 
 def write_random_model(out: Path, layers: int) -> Path:
     from mlx_lm.models import qwen2
-    from mlx_lm.utils import save_config, save_model
 
     config = dict(QWEN25_05B, num_hidden_layers=layers)
     mx.random.seed(0)
     model = qwen2.Model(qwen2.ModelArgs.from_dict(config))
     model.set_dtype(mx.bfloat16)
     mx.eval(model.parameters())
-    out.mkdir(parents=True)
-    save_model(out, model)
-    save_config(config, out / "config.json")
     # Only the prompt templates need a tokenizer; its vocabulary is smaller than the model's.
-    train_tokenizer(DEFAULT_CORPUS.splitlines(), 400).save_pretrained(str(out))
+    model_folder.save(out, model, train_tokenizer(DEFAULT_CORPUS.splitlines(), 400), config)
     return out
 
 

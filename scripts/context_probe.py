@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 from context_use import context_use, describe, read_dialogues
-from mlx_lm.utils import save_model
 
+from mlx_lc import model_folder
 from mlx_lc.fit import FitConfig, fit
-from mlx_lc.generate import load_base
 from mlx_lc.tiny import TinyConfig, write_tiny_model
 from mlx_lc.train import corpus_examples
 
@@ -42,7 +41,7 @@ def main():
     write_tiny_model(a.out, TinyConfig(hidden=a.hidden, layers=a.layers, vocab=a.vocab, heads=a.heads,
                                        kv_heads=a.kv_heads, seed=a.seed, rope_theta=a.rope_theta),
                      text.splitlines())
-    model, tok = load_base(str(a.out))
+    model, tok = model_folder.load(str(a.out))
     examples = corpus_examples(tok, text, a.max_seq_len)
     n_valid = max(1, len(examples) // 50)  # as `mlx-lc pretrain`
     t0 = time.perf_counter()
@@ -57,7 +56,7 @@ def main():
     cfg = FitConfig(lr=a.lr, batch_size=a.batch_size, iters=a.iters, max_seq_len=a.max_seq_len, warmup=50,
                     schedule="cosine", weight_decay=0.01, patience=1000, eval_every=a.eval_every, seed=a.seed)
     result = fit(model, examples[n_valid:], examples[:n_valid], cfg, progress=False, on_best=probe)
-    save_model(a.out, model)
+    model_folder.save_weights(a.out, model)
     print(f"best dev loss {result.best_val:.3f} at step {result.best_step}; model in {a.out}")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 
-from mlx_lc.generate import load_base
+from mlx_lc import model_folder
 
 
 def last_turn_loss(model, tok, context: list[str], last: str) -> float:
@@ -70,7 +70,7 @@ def main():
     ap.add_argument("--n", type=int, default=100)
     args = ap.parse_args()
     dialogues = read_dialogues(args.world, args.n)
-    model, tok = load_base(args.model)
+    model, tok = model_folder.load(args.model)
     print(describe(context_use(model, tok, dialogues)))
 
 

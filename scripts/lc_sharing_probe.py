@@ -27,13 +27,13 @@ import mlx_lc  # noqa: F401  (loads an optimised BLAS before mlx on Linux)
 
 from mlx_lc import adapters as adapters_io
 from mlx_lc import calibration as C
+from mlx_lc import model_folder
 from mlx_lc import tasks
 from mlx_lc.adapters import split_path
 from mlx_lc.demo import CALIB_FIT
 from mlx_lc.errors import MlxLcError
 from mlx_lc.evaluate import generate_batch, score, summarize
 from mlx_lc.fit import fit
-from mlx_lc.generate import load_base
 from mlx_lc.io import read_json
 from mlx_lc.merge import MergeConfig, merge
 from mlx_lc.train import encode_rows, load_splits, read_jsonl
@@ -46,7 +46,7 @@ FORMS = {"shared": (C.CalibrationConfig("lc", "scale"), 3e-2),
 def main(work: Path, subtask: str, form: str) -> dict:
     seed = read_json(work / "demo_config.json")["seed"] if (work / "demo_config.json").exists() else 0
     comp = tasks.get(subtask)
-    model, tok = load_base(str(work / "base"))
+    model, tok = model_folder.load(str(work / "base"))
     loras = [adapters_io.read(work / "loras" / t.name) for t in (comp.primary, comp.secondary)]
     merged = merge(loras, MergeConfig("linear"))
     cfg, lr = FORMS[form]

@@ -12,9 +12,10 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from mlx_lc import adapters as adapters_io
 from mlx_lc import calibration as calib_io
+from mlx_lc import model_folder
 from mlx_lc.adapters import LoRA
 from mlx_lc.merge import MergeConfig, merge
-from mlx_lc.tiny import DEFAULT_CORPUS, train_tokenizer, write_model_folder
+from mlx_lc.tiny import DEFAULT_CORPUS, train_tokenizer
 
 PROJ = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
@@ -43,7 +44,7 @@ def write_model(out: Path, arch: str = "llama", tie: bool = True, rope_scaling: 
             params[k] = 1.0 + 0.2 * mx.random.normal(v.shape)
     model.update(tree_unflatten(list(params.items())))
     mx.eval(model.parameters())
-    return write_model_folder(out, model, config, tok)
+    return model_folder.save(out, model, tok, config)
 
 
 def write_adapter(out: Path, model_dir: Path, rank: int = 4, seed: int = 1, scale: float = 0.5,

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from mlx_lc import adapters
-from mlx_lc.bench import BenchConfig
-from mlx_lc.bench_report import write as write_bench
+from mlx_lc.bench.report import write as write_bench
+from mlx_lc.bench.run import BenchConfig
 from mlx_lc.cli import main
 from mlx_lc.errors import MlxLcError
 from mlx_lc.io import atomic_dir, atomic_write_text

@@ -72,11 +72,11 @@ def test_exp_free_swaps_every_exp_user_and_restores_them(tmp_path):
     import mlx.nn as nn
     import mlx_lm.models.llama as llama
 
-    from mlx_lc import bench_measure as bm
-    from mlx_lc.generate import load_base
+    from mlx_lc import model_folder
+    from mlx_lc.bench import measure as bm
     from mlx_lc.tiny import TinyConfig, write_tiny_model
 
-    model, _ = load_base(str(write_tiny_model(tmp_path / "m", TinyConfig())))
+    model, _ = model_folder.load(str(write_tiny_model(tmp_path / "m", TinyConfig())))
     x = mx.array([[5, 6, 7, 8, 9, 10]])
     before = model(x)
     originals = (mx.fast.scaled_dot_product_attention, nn.losses.cross_entropy, llama.swiglu)

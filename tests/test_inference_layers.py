@@ -14,7 +14,7 @@ from mlx_lm.tuner.lora import LoRALinear
 
 from mlx_lc import calibration as calib_io
 from mlx_lc.adapters import LoRA, load_for, write_mlx
-from mlx_lc.bench_setup import random_lora, randomize_calibration, shared_copy
+from mlx_lc.bench.setup import random_lora, randomize_calibration, shared_copy
 from mlx_lc.fuse import fuse_into
 from mlx_lc.generate import LoRALayer, apply_lora, compose, remove_adapters
 from mlx_lc.merge import MergeConfig, merge

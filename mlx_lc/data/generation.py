@@ -118,9 +118,9 @@ class TextGenerator:
 
     def _load(self):
         if self._loaded is None:
-            from ..generate import load_base
+            from ..model_folder import load
 
-            self._loaded = load_base(self.model)
+            self._loaded = load(self.model)
         return self._loaded
 
     def unload(self) -> None:

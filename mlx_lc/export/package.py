@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import manifest as manifest_io
+from .. import model_folder
 from ..errors import MlxLcError
 from ..outputs import atomic_dir, check_out, check_out_dir
 from . import coreml, quantize
@@ -44,18 +45,14 @@ class ExportConfig:
 
 def model_dir(model: str) -> Path:
     """The local folder of `model`, its JSON files checked (export reads only the hub cache; a miss
-    is a missing model). load_model's load_base checks the rest."""
-    from ..model_folder import resolve
-
-    return resolve(model, download=False, json_only=True)
+    is a missing model). load_model's model_folder.load checks the rest."""
+    return model_folder.resolve(model, download=False, json_only=True)
 
 
 def read_spec(model: str) -> tuple[dict, ModelSpec]:
     """The model's config and ModelSpec, read before any weights (unsupported models fail fast)."""
-    from mlx_lm.utils import load_config
-
     path = model_dir(model)  # config.json there and sane, or one line already
-    config = load_config(path)
+    config = model_folder.read_config(path)
     return config, spec_from_config(config, model)
 
 
@@ -65,10 +62,8 @@ def load_model(model: str):
     from mlx.utils import tree_flatten
     from mlx_lm.utils import dequantize_model
 
-    from ..generate import load_base
-
     config, spec = read_spec(model)
-    m, tok = load_base(model)
+    m, tok = model_folder.load(model)
     if config.get("quantization"):  # fuse and export from float; re-quantize for Core ML after
         m = dequantize_model(m)
     weights = {k: np.array(v.astype(mx.float32)) for k, v in tree_flatten(m.parameters())}

@@ -8,20 +8,23 @@ Speed does not depend on what the weights have learned, so random weights are fi
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
+from mlx_lm.utils import load_model
 
-from . import adapters as adapters_io
-from . import calibration as calib_io
-from .adapters import LoRA
-from .errors import MlxLcError
-from .io import write_json
-from .merge import MergeConfig, merge
-from .tiny import DEFAULT_CORPUS, TinyConfig, train_tokenizer, write_model_folder, write_tiny_model
+from .. import adapters as adapters_io
+from .. import calibration as calib_io
+from ..adapters import LoRA
+from ..errors import MlxLcError
+from ..io import write_json
+from ..merge import MergeConfig, merge
+from .. import model_folder
+from ..tiny import DEFAULT_CORPUS, TinyConfig, train_tokenizer, write_tiny_model
 
 # Published architectures (config.json of each model card), written here with random weights.
 SHAPES: dict[str, dict] = {
@@ -43,8 +46,6 @@ KEYS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o
 
 def write_shape_model(out: str | Path, shape: str, dtype: str = "float32", seed: int = 0) -> Path:
     """A random model with a published architecture; the tokenizer is padded to its vocabulary."""
-    import importlib
-
     if shape not in SHAPES:
         raise MlxLcError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
     if dtype not in DTYPES:
@@ -63,7 +64,7 @@ def write_shape_model(out: str | Path, shape: str, dtype: str = "float32", seed:
     model.model.embed_tokens.weight = 0.02 * mx.random.normal(model.model.embed_tokens.weight.shape)
     model.set_dtype(DTYPES[dtype])
     mx.eval(model.parameters())
-    return write_model_folder(out, model, config, tokenizer)
+    return model_folder.save(out, model, tokenizer, config)
 
 
 def write_model(out: str | Path, shape: str, dtype: str = "float32", quick: bool = False, seed: int = 0) -> Path:
@@ -75,28 +76,9 @@ def write_model(out: str | Path, shape: str, dtype: str = "float32", quick: bool
     return write_shape_model(out, shape, dtype, seed)
 
 
-def model_dir(name: str) -> Path:
-    """A local folder or a hub id already in the local cache (nothing is downloaded)."""
-    from mlx_lm.utils import hf_repo_to_path
-
-    from .model_folder import check
-
-    if Path(name).is_dir():
-        path = Path(name)
-    else:
-        try:
-            path = Path(hf_repo_to_path(name))
-        except Exception:  # noqa: BLE001 - any failure means "not in the local cache"
-            raise MlxLcError(f"model {name!r} is neither a folder nor in the local Hugging Face cache") from None
-    check(path, name)
-    return path
-
-
 def shared_copy(model: nn.Module, path: Path) -> nn.Module:
     """A second model object over the *same* weight arrays (no copy): variants can be timed
     side by side, each with its own adapters, without doubling the memory."""
-    from mlx_lm.utils import load_model
-
     # lazy: the file's arrays are replaced before they load
     twin, _ = load_model(path, lazy=True, trust_remote_code=False)
     base = [(k, v) for k, v in tree_flatten(model.parameters())]
@@ -156,7 +138,8 @@ def make_fixture(work: Path, model_name: str, model: nn.Module, rank: int, scale
                  seed: int = 0, variants=(("lc", "scale"), ("lc++", "scale"))) -> Fixture:
     """Write adapters, calibrations (`variant` names: lc, lc++) and their folds under `work`."""
     work = Path(work)
-    fx = Fixture(model_name, model_dir(model_name), [work / "adapter_summarize", work / "adapter_es"])
+    # the base is loaded by now, so its folder is local: nothing is downloaded
+    fx = Fixture(model_name, model_folder.resolve(model_name, download=False), [work / "adapter_summarize", work / "adapter_es"])
     for i, out in enumerate(fx.adapters):
         adapters_io.write_mlx(random_lora(model, rank, scale, seed + i, model_name), out)
     fx.loras = adapters_io.load_for(model, fx.adapters, model_name)

@@ -2,8 +2,8 @@
 is our generate path as fast as mlx-lm's, and how close does decoding get to memory bandwidth?
 
 Every row is a ratio of two variants measured side by side in one run, on the same model and
-prompts, interleaved round by round (bench_measure.interleave; decode speeds token by token,
-bench_measure.decode_lockstep); the ratio is the median of the per-round ratios. Outputs have a fixed length: the tokenizer's EOS set is emptied, so every
+prompts, interleaved round by round (measure.interleave; decode speeds token by token,
+measure.decode_lockstep); the ratio is the median of the per-round ratios. Outputs have a fixed length: the tokenizer's EOS set is emptied, so every
 pass emits exactly `max_tokens` tokens whatever the (random) weights say.
 """
 
@@ -17,18 +17,26 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
+from importlib.metadata import version
 from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_unflatten
+import mlx_lm
+from mlx.utils import tree_flatten, tree_unflatten
+from mlx_lm.models.cache import make_prompt_cache
+from mlx_lm.tuner.utils import linear_to_lora_layers, load_adapters
+from tqdm import tqdm
 
-from . import bench_measure as bm
-from . import bench_setup as bs
-from . import calibration as calib_io
-from .generate import compose, generate, load_base, multi_step
-from . import tasks
-from .errors import MlxLcError
+from .. import _blas
+from .. import calibration as calib_io
+from .. import tasks
+from ..errors import MlxLcError
+from ..fuse import fuse_into
+from .. import model_folder
+from ..generate import compose, generate, multi_step
+from . import measure as bm
+from . import setup as bs
 
 GROUPS = ("e2e", "decode", "generate", "train", "exp", "blas")
 COMPOSITION = "summarize+es"
@@ -45,7 +53,7 @@ DIALOGUES = [
 @dataclass
 class BenchConfig:
     model: str | None = None  # mlx-lm model id or folder; None: a random model of `shape`
-    shape: str = "tiny"  # tiny (mlx_lc.tiny) or a published architecture from bench_setup.SHAPES
+    shape: str = "tiny"  # tiny (mlx_lc.tiny) or a published architecture from setup.SHAPES
     dtype: str = "float32"  # weights of a random `shape` model
     quick: bool = False  # a smoke run: tiny sizes everywhere
     groups: tuple[str, ...] = GROUPS
@@ -96,7 +104,7 @@ class Bench:
     def __init__(self, cfg: BenchConfig, work: Path):
         self.cfg, self.work = cfg, work
         name = cfg.model or str(bs.write_model(work / "model", cfg.shape, cfg.dtype, cfg.quick, cfg.seed))
-        self.base, self.tok = load_base(name)
+        self.base, self.tok = model_folder.load(name)
         self.base.eval()
         self.tok.eos_token_ids = set()  # fixed-length outputs: no pass may stop early
         self.fx = bs.make_fixture(work / "adapters", name, self.base, cfg.rank, seed=cfg.seed)
@@ -117,8 +125,6 @@ class Bench:
             elif kind == "calib_module":  # the training-time layers (CalibratedLoRALinear), unfolded
                 calib_io.apply(m, self.fx.merged, calib_io.load(self.fx.calibrations["lc++"], self.fx.merged))
             elif kind == "mlx_lm":  # what `mlx_lm.generate --adapter-path folded` builds
-                from mlx_lm.tuner.utils import load_adapters
-
                 load_adapters(m, str(self.fx.folded["lc++"]))
             m.eval()
             self._models[kind] = m
@@ -129,8 +135,6 @@ class Bench:
 
     def _fuse(self, m: nn.Module):
         """Fuse in float (mlx_lc.fuse), then re-quantize what was quantized, as a device would ship it."""
-        from .fuse import fuse_into
-
         before = dict(m.named_modules())
         fuse_into(m, self.folded())
         requant = [(p, nn.QuantizedLinear.from_linear(mod, before[p].group_size, before[p].bits))
@@ -201,8 +205,6 @@ def bench_decode(b: Bench, progress) -> tuple[list, dict]:
 def bandwidth_row(b: Bench, progress, details: dict) -> dict:
     """Base decode (mlx-lm's pipelined generate_step) against bytes-per-token over the copy
     bandwidth, the two measured in turns so each round's bound comes from that round."""
-    from mlx_lm.models.cache import make_prompt_cache
-
     cfg = b.cfg
     cache = make_prompt_cache(b.base)
     bm.decode_run(b.base, b.prompt, cfg.max_tokens, cache)
@@ -231,8 +233,6 @@ def bandwidth_row(b: Bench, progress, details: dict) -> dict:
 
 
 def bench_generate(b: Bench, progress) -> tuple[list, dict]:
-    import mlx_lm
-
     n, comp = b.cfg.max_tokens, tasks.get(COMPOSITION)
     ours, theirs = b.model("lc++"), b.model("mlx_lm")
     prompts = [tasks.format_prompt(b.tok, comp, t) for t in b.texts]  # what an mlx_lm user passes
@@ -254,8 +254,6 @@ def bench_generate(b: Bench, progress) -> tuple[list, dict]:
 
 
 def bench_train(b: Bench, progress) -> tuple[list, dict]:
-    from mlx_lm.tuner.utils import linear_to_lora_layers
-
     cfg = b.cfg
     batch = mx.random.randint(0, b.base.args.vocab_size, (cfg.train_batch, cfg.train_seq), key=mx.random.key(cfg.seed))
     steps, params = {}, {}
@@ -292,8 +290,6 @@ def bench_train(b: Bench, progress) -> tuple[list, dict]:
 def bench_exp(b: Bench, progress) -> tuple[list, dict]:
     """How much of a training step is exponentials: exp itself, mlx vs numpy, and a LoRA step
     as it is vs with its users of exp swapped for stand-ins that compute none (a bound)."""
-    from mlx_lm.tuner.utils import linear_to_lora_layers
-
     cfg = b.cfg
     n = (cfg.copy_mb * 2**20) // 4
     got = bm.interleave(bm.exp_probes(n), cfg.rounds, progress=progress)
@@ -357,10 +353,6 @@ def machine() -> dict:
     with contextlib.suppress(OSError, ValueError, IndexError):
         kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
         info["ram_gb"] = round(kb / 2**20, 1)
-    from importlib.metadata import version
-
-    from . import _blas
-
     info.update({"mlx": version("mlx"), "mlx_lm": version("mlx-lm"), "device": str(mx.default_device()),
                  "blas": _blas.LOADED or f"bundled ({_blas.REASON})"})
     return info
@@ -378,8 +370,6 @@ def progress_total(cfg: BenchConfig) -> int:
 
 def run(cfg: BenchConfig, progress: bool = True) -> dict:
     """Run the chosen groups; return a JSON-ready result with rows, details and the set-up."""
-    from tqdm import tqdm
-
     cfg = cfg.resolved()
     started, t0 = datetime.datetime.now().astimezone(), time.perf_counter()
     result = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "date": started.isoformat(timespec="seconds"),
@@ -403,6 +393,4 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
 
 
 def _flat(model):
-    from mlx.utils import tree_flatten
-
     return tree_flatten(model.parameters())

@@ -18,8 +18,12 @@ from typing import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
+import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten
+from mlx_lm.generate import generate_step
+from mlx_lm.models.cache import make_prompt_cache
+from mlx_lm.tuner.trainer import default_loss
 
 Sample = dict[str, float]
 
@@ -66,8 +70,6 @@ def decode_run(model: nn.Module, prompt: mx.array, n: int, cache=None) -> Sample
     tokens/s is 1 / the median gap between tokens after the first (so the prompt pass is out,
     and a burst of load from elsewhere that hits a few tokens does not move it); the mean
     over the same tokens is kept beside it."""
-    from mlx_lm.generate import generate_step
-
     stamps = [time.perf_counter() for _ in generate_step(prompt, model, max_tokens=n, prompt_cache=cache)]
     gaps = np.diff(stamps)
     return {"tokens_per_s": 1 / float(np.median(gaps)), "tokens_per_s_mean": len(gaps) / float(gaps.sum()),
@@ -80,8 +82,6 @@ def decode_lockstep(models: dict[str, nn.Module], prompt: mx.array, n: int, roun
     rotating every token), so that all variants meet the same load from other processes within
     a fraction of a second. Each step is synchronous (evaluated before the next model runs);
     a round's sample is 1 / the median step time. The prompt pass is not timed."""
-    from mlx_lm.models.cache import make_prompt_cache
-
     names = list(models)
     out: dict[str, list[Sample]] = {k: [] for k in names}
     for r in range(rounds + 1):  # round 0 warms up
@@ -220,9 +220,6 @@ def exp_free(model: nn.Module):
 def train_step_fn(model: nn.Module, batch: mx.array, lr: float) -> Callable[[], Sample]:
     """One optimiser step on the model's trainable parameters, as mlx-lm's trainer takes it
     (default_loss, Adam), measured for tokens/s and peak memory."""
-    import mlx.optimizers as optim
-    from mlx_lm.tuner.trainer import default_loss
-
     lengths = mx.array([[0, batch.shape[1]]] * batch.shape[0])  # loss on every position
     loss_and_grad = nn.value_and_grad(model, default_loss)
     opt = optim.Adam(learning_rate=lr)

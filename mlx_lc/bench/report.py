@@ -9,7 +9,7 @@ import os
 import textwrap
 from pathlib import Path
 
-from .outputs import atomic_dir
+from ..outputs import atomic_dir
 
 _FMT = {"s": "{:.3f} s", "tok/s": "{:.1f} tok/s", "MB": "{:.1f} MB", "GFLOP/s": "{:.1f} GFLOP/s"}
 
