@@ -14,12 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import mlx.core as mx
-import numpy as np
-
 from . import tasks
 from .errors import MlxLcError
-from .model_folder import check_fits, model_context
 
 EVAL_HINT = "rouge-score is not installed: pip install 'mlx-lc[eval]'"
 
@@ -35,43 +31,14 @@ def encode_prompts(tokenizer, messages: Sequence[str]) -> list[list[int]]:
 def generate_batch(model, tokenizer, messages: Sequence[str], max_tokens: int = 128, batch_size: int = 32,
                    progress=None, rows: Sequence[int] | None = None) -> list[str]:
     """Greedy completions of user messages (wrapped as at training time), many rows per forward
-    pass: prompts left-padded into mlx-lm's BatchKVCache, which masks the padding and offsets RoPE
-    per row, so each output equals unbatched greedy decoding."""
-    from mlx_lm.models.cache import BatchKVCache
+    pass (mlx_lc.batch); each equals unbatched greedy decoding. `rows`: the messages' row numbers
+    in the data, for the error naming a prompt too long for the model."""
+    from .batch import generate
 
-    eos = set(getattr(tokenizer, "eos_token_ids", None) or [tokenizer.eos_token_id])
-    prompts = encode_prompts(tokenizer, messages)
-    context = model_context(model)
-    for i, p in enumerate(prompts):  # every row before any is generated; `rows`: their numbers in the data
-        check_fits(context, len(p), max_tokens, f"the prompt of row {rows[i] if rows else i + 1}")
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
-    outputs: list[list[int]] = [[] for _ in prompts]
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        longest = max(len(prompts[i]) for i in idx)
-        pads = [longest - len(prompts[i]) for i in idx]
-        x = mx.array([[0] * p + prompts[i] for p, i in zip(pads, idx)])
-        cache = [BatchKVCache(pads) for _ in model.layers]
-        logits = model(x, cache=cache)[:, -1, :]
-        done = np.zeros(len(idx), bool)
-        for _ in range(max_tokens):
-            nxt = mx.argmax(logits, axis=-1)
-            mx.eval(nxt)
-            toks = nxt.tolist()
-            for j, t in enumerate(toks):
-                if done[j]:
-                    continue
-                if t in eos:
-                    done[j] = True
-                else:
-                    outputs[idx[j]].append(t)
-            if done.all():
-                break
-            logits = model(nxt[:, None], cache=cache)[:, -1, :]
-        if progress is not None:
-            progress(len(idx))
+    texts = generate(model, tokenizer, encode_prompts(tokenizer, messages), max_tokens, batch_size, progress,
+                     name=lambda i: f"the prompt of row {rows[i] if rows else i + 1}")
     # mlx-lm's streaming detokenizer drops the first token's leading space; strip to match it
-    return [tokenizer.decode(o).strip() for o in outputs]
+    return [t.strip() for t in texts]
 
 
 # ---------------------------------------------------------------- metrics
