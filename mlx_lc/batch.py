@@ -22,7 +22,7 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], max_tokens: int, ba
     """Greedy completions (decoded, EOS left out) of token-id prompts, `batch_size` rows per forward
     pass. Every prompt is checked against the model's context before any is generated; `name(i)`
     names prompt i in the error. `progress(n)` is called as each batch of n prompts is done."""
-    from mlx_lm import batch_generate
+    from mlx_lm.generate import batch_generate
 
     if max_tokens < 1:
         raise MlxLcError(f"max tokens must be at least 1, got {max_tokens}")
