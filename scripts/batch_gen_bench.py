@@ -9,8 +9,13 @@ forward pass per token for the whole batch); "mlx-lm" is mlx_lc.batch.generate, 
 demo and data generation use: `mlx_lm.batch_generate` on the same length-sorted batches. Defaults: the demo's shipped base and
 the demo's summarize+es test prompts (a demo world built in a temporary folder, a few seconds).
 
-    python scripts/batch_gen_bench.py                          # 64 prompts, 48 new tokens, batch 32
+    python scripts/batch_gen_bench.py --rounds 7               # 64 prompts, 48 new tokens, batch 32
     python scripts/batch_gen_bench.py --rounds 9 --rank 0      # the base alone
+
+Measured on 2 shared cores (load 5-8): mlx-lm / loop wall time 0.69x (7 rounds, per round
+0.53-1.18x), and 0.80x with the demo's own settings (--prompts 100 --max-tokens 64 --batch-size 64);
+the same text for every prompt. The loop computes every row to the batch's last token, mlx-lm
+drops rows at EOS and overlaps the next step with Python's bookkeeping.
 """
 
 from __future__ import annotations
