@@ -14,8 +14,8 @@ the demo's summarize+es test prompts (a demo world built in a temporary folder, 
 
 Measured on 2 shared cores (load 5-8): mlx-lm / loop wall time 0.69x (7 rounds, per round
 0.53-1.18x), and 0.80x with the demo's own settings (--prompts 100 --max-tokens 64 --batch-size 64);
-the same text for every prompt. The loop computes every row to the batch's last token, mlx-lm
-drops rows at EOS and overlaps the next step with Python's bookkeeping.
+the same text for every prompt. Likely why: the loop keeps rows that hit EOS in the batch to its
+end, mlx-lm drops them, and it starts the next step before Python's bookkeeping of this one.
 """
 
 from __future__ import annotations

@@ -78,6 +78,18 @@ def test_one_batched_path_equals_one_prompt_generation(tiny_path):
     assert len(batched_eos[0]) < len(batched[0])
 
 
+def test_batch_refuses_before_generating(tiny_model):
+    from mlx_lc.batch import generate as batch_generate
+    from mlx_lc.errors import MlxLcError
+
+    model, tok = tiny_model
+    for prompts, kw, msg in (([[1, 5]], {"max_tokens": 0}, "max tokens must be at least 1, got 0"),
+                             ([[1, 5]], {"max_tokens": 4, "batch_size": 0}, "batch size must be at least 1"),
+                             ([[1, 5], []], {"max_tokens": 4}, "the prompt of row 2 is empty")):
+        with pytest.raises(MlxLcError, match=msg):
+            batch_generate(model, tok, prompts, **kw)
+
+
 def test_summary_and_table_without_judge():
     recs = [{"task": "summarize+es", "metric": "rougeL", "score": s, "rouge": {"rougeL": s, "weighted_rouge": s},
              "judge": None} for s in (0.2, 0.4)]
