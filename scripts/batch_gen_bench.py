@@ -2,12 +2,12 @@
 
 Both decode the same prompts with the same model (a random LoRA attached through mlx-lc's
 LoRALayer, as eval and the demo's scoring run), taking turns (A,B / B,A / ...), and the script
-prints generated tokens per second and wall time of each, the median of the per-round ratios,
-and whether the outputs are the same token for token. "loop" is the decoder mlx-lc used before it
-moved to mlx-lm's (prompts sorted by length, left-padded into mlx-lm's BatchKVCache, argmax, one
-forward pass per token for the whole batch); "mlx-lm" is mlx_lc.batch.generate, which eval, the
-demo and data generation use: `mlx_lm.batch_generate` on the same length-sorted batches. Defaults: the demo's shipped base and
-the demo's summarize+es test prompts (a demo world built in a temporary folder, a few seconds).
+prints generated tokens per second, wall and CPU time of each, the median of the per-round ratios,
+and whether the output texts are the same. "loop" is the decoder mlx-lc used before it moved to
+mlx-lm's (prompts sorted by length, left-padded into mlx-lm's BatchKVCache, argmax, one forward
+pass per token for the whole batch); "mlx-lm" is mlx_lc.batch.generate, which eval, the demo and
+data generation use: `mlx_lm.batch_generate` on the same length-sorted batches. Defaults: the
+demo's shipped base and its summarize+es test prompts (a demo world built in a temporary folder, a few seconds).
 
     python scripts/batch_gen_bench.py --rounds 7               # 64 prompts, 48 new tokens, batch 32
     python scripts/batch_gen_bench.py --rounds 9 --rank 0      # the base alone
@@ -83,7 +83,8 @@ def random_lora(model, rank: int, seed: int = 0) -> LoRA:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="mlx-lm model folder (default: the demo's shipped base)")
-    ap.add_argument("--data", type=Path, help="a .jsonl with 'prompt' fields (default: the demo's summarize+es test rows)")
+    ap.add_argument("--data", type=Path,
+                    help="a .jsonl with 'prompt' fields (default: the demo's summarize+es test rows)")
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=32)
