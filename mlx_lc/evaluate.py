@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import mlx.core as mx
-import numpy as np
-
-from . import model_folder
-from . import tasks
+from . import adapters as adapters_io
+from . import batch, model_folder, tasks
 from .errors import MlxLcError
+from .generate import apply_lora, compose, remove_adapters
+from .merge import MergeConfig
+from .train import encode_prompt, read_jsonl
+from .world.frames import Frame
+from .world.judge import judge, target
 
 EVAL_HINT = "rouge-score is not installed: pip install 'mlx-lc[eval]'"
 
@@ -27,51 +29,18 @@ EVAL_HINT = "rouge-score is not installed: pip install 'mlx-lc[eval]'"
 # ---------------------------------------------------------------- generation
 
 def encode_prompts(tokenizer, messages: Sequence[str]) -> list[list[int]]:
-    from .train import encode_prompt
-
     return [encode_prompt(tokenizer, tasks.wrap_message(tokenizer, m)) for m in messages]
 
 
 def generate_batch(model, tokenizer, messages: Sequence[str], max_tokens: int = 128, batch_size: int = 32,
                    progress=None, rows: Sequence[int] | None = None) -> list[str]:
     """Greedy completions of user messages (wrapped as at training time), many rows per forward
-    pass: prompts left-padded into mlx-lm's BatchKVCache, which masks the padding and offsets RoPE
-    per row, so each output equals unbatched greedy decoding."""
-    from mlx_lm.models.cache import BatchKVCache
-
-    eos = set(getattr(tokenizer, "eos_token_ids", None) or [tokenizer.eos_token_id])
-    prompts = encode_prompts(tokenizer, messages)
-    context = model_folder.model_context(model)
-    for i, p in enumerate(prompts):  # every row before any is generated; `rows`: their numbers in the data
-        model_folder.check_fits(context, len(p), max_tokens, f"the prompt of row {rows[i] if rows else i + 1}")
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
-    outputs: list[list[int]] = [[] for _ in prompts]
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        longest = max(len(prompts[i]) for i in idx)
-        pads = [longest - len(prompts[i]) for i in idx]
-        x = mx.array([[0] * p + prompts[i] for p, i in zip(pads, idx)])
-        cache = [BatchKVCache(pads) for _ in model.layers]
-        logits = model(x, cache=cache)[:, -1, :]
-        done = np.zeros(len(idx), bool)
-        for _ in range(max_tokens):
-            nxt = mx.argmax(logits, axis=-1)
-            mx.eval(nxt)
-            toks = nxt.tolist()
-            for j, t in enumerate(toks):
-                if done[j]:
-                    continue
-                if t in eos:
-                    done[j] = True
-                else:
-                    outputs[idx[j]].append(t)
-            if done.all():
-                break
-            logits = model(nxt[:, None], cache=cache)[:, -1, :]
-        if progress is not None:
-            progress(len(idx))
+    pass (mlx_lc.batch); each equals unbatched greedy decoding. `rows`: the messages' row numbers
+    in the data, for the error naming a prompt too long for the model."""
+    texts = batch.generate(model, tokenizer, encode_prompts(tokenizer, messages), max_tokens, batch_size, progress,
+                     name=lambda i: f"the prompt of row {rows[i] if rows else i + 1}")
     # mlx-lm's streaming detokenizer drops the first token's leading space; strip to match it
-    return [tokenizer.decode(o).strip() for o in outputs]
+    return [t.strip() for t in texts]
 
 
 # ---------------------------------------------------------------- metrics
@@ -110,24 +79,15 @@ def metric_name(task: str) -> str:
         return "rougeL"
 
 
-def _judge_fn():
-    try:
-        from .world import judge
-    except ImportError:
-        return None
-    return judge
-
-
 def score(rows: Sequence[dict], outputs: Sequence[str]) -> list[dict]:
     """Per-example records: metric, ROUGE family and (when the row has a frame) the judge."""
-    judge = _judge_fn()
     records = []
     for row, out in zip(rows, outputs):
         task = row.get("task", "?")
         r = rouge(row["completion"], out)
         rec = {"task": task, "prompt": row["prompt"], "reference": row["completion"], "output": out,
                "metric": metric_name(task), "score": r[metric_name(task)], "rouge": r, "judge": None}
-        if judge is not None and row.get("frame") is not None:
+        if row.get("frame") is not None:
             rec["judge"] = judge(row["frame"], task, out)
         records.append(rec)
     return records
@@ -183,8 +143,6 @@ class EvalConfig:
 
 def multi_step(model, tokenizer, primary, secondary, rows: Sequence[dict], cfg: EvalConfig) -> list[str]:
     """Two passes: the primary task's LoRA on the input, then the secondary's on that output."""
-    from .generate import apply_lora, remove_adapters
-
     comps = [tasks.get(r.get("task", "")) for r in rows]
     bad = sorted({r.get("task", "?") for r, c in zip(rows, comps) if not isinstance(c, tasks.Composition)})
     if bad or any("input" not in r for r in rows):
@@ -206,9 +164,6 @@ def multi_step(model, tokenizer, primary, secondary, rows: Sequence[dict], cfg: 
 def check_rows(rows: Sequence[dict], data: str | Path, multi: bool = False) -> None:
     """Every row's task (and frame, for the judge) checked up front: a bad last row must not
     cost a whole run of generation before it fails."""
-    from .world.frames import Frame
-    from .world.judge import target
-
     for i, row in enumerate(rows, 1):
         task = row.get("task")
         if task is None:
@@ -234,11 +189,6 @@ def check_rows(rows: Sequence[dict], data: str | Path, multi: bool = False) -> N
 def evaluate(model_path: str, data: str | Path, adapters: Sequence[str | Path] = (), merge: str = "linear",
              calibration: str | Path | None = None, multi: bool = False, cfg: EvalConfig | None = None) -> dict:
     """Generate for every row of `data` with one method and score it. -> report dict."""
-    from . import adapters as adapters_io
-    from .generate import compose
-    from .merge import MergeConfig
-    from .train import read_jsonl
-
     cfg = cfg or EvalConfig()
     if cfg.limit is not None and cfg.limit < 1:  # 0 and negatives would be read as "all" or "all but N"
         raise MlxLcError(f"--limit must be at least 1, got {cfg.limit}")

@@ -47,6 +47,49 @@ def test_batched_generation_equals_one_by_one(tiny_model):
     assert len(set(batched)) > 1  # prompts of different lengths, different outputs
 
 
+def test_one_batched_path_equals_one_prompt_generation(tiny_path):
+    """mlx_lc.batch (eval, multi-step, the demo, data generation): prompts of different lengths in
+    several batches, through the adapter layers, give what one-prompt `mlx_lc.generate` gives, and
+    stop at EOS as it does."""
+    from mlx_lc.batch import generate as batch_generate
+    from mlx_lc.generate import generate
+    from mlx_lc.train import encode_prompt
+
+    model, tok = mlx_lm.load(str(tiny_path))  # its own tokenizer: an EOS is added below
+    apply_lora(model, random_lora(model, seed=5, rank=4, std=0.3))
+    inputs = [toy_data.row("summarize", i)["input"] + " ok" * (3 * i) for i in range(7)]
+    prompts = [tasks.format_prompt(tok, tasks.get("summarize"), x) for x in inputs]
+    assert len({len(encode_prompt(tok, p)) for p in prompts}) == 7
+
+    def both():  # stripped, as eval scores them (the one-prompt detokenizer drops a leading space)
+        single = [generate(model, tok, x, "summarize", max_tokens=10).strip() for x in inputs]
+        batched = batch_generate(model, tok, [encode_prompt(tok, p) for p in prompts], 10, batch_size=3)
+        assert generate_batch(model, tok, [tasks.prompt_text(tasks.get("summarize"), x) for x in inputs],
+                              max_tokens=10, batch_size=3) == [b.strip() for b in batched]
+        return single, batched
+
+    single, batched = both()
+    assert [b.strip() for b in batched] == single and len(set(single)) > 1
+    ids = tok.encode(batched[0], add_special_tokens=False)
+    assert len(ids) > 3
+    tok.add_eos_token(str(ids[2]))  # a token the first row generates: it now stops there
+    single_eos, batched_eos = both()
+    assert [b.strip() for b in batched_eos] == single_eos
+    assert len(batched_eos[0]) < len(batched[0])
+
+
+def test_batch_refuses_before_generating(tiny_model):
+    from mlx_lc.batch import generate as batch_generate
+    from mlx_lc.errors import MlxLcError
+
+    model, tok = tiny_model
+    for prompts, kw, msg in (([[1, 5]], {"max_tokens": 0}, "max tokens must be at least 1, got 0"),
+                             ([[1, 5]], {"max_tokens": 4, "batch_size": 0}, "batch size must be at least 1"),
+                             ([[1, 5], []], {"max_tokens": 4}, "the prompt of row 2 is empty")):
+        with pytest.raises(MlxLcError, match=msg):
+            batch_generate(model, tok, prompts, **kw)
+
+
 def test_summary_and_table_without_judge():
     recs = [{"task": "summarize+es", "metric": "rougeL", "score": s, "rouge": {"rougeL": s, "weighted_rouge": s},
              "judge": None} for s in (0.2, 0.4)]

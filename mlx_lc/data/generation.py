@@ -133,27 +133,15 @@ class TextGenerator:
             pass
 
     def __call__(self, messages: Sequence[str]) -> list[str]:
-        from ..model_folder import check_fits, model_context
+        from ..batch import generate
         from ..tasks import wrap_message
+        from ..train import encode_prompt
 
         model, tok = self._load()
         prompts = [wrap_message(tok, m) if self.chat else m for m in messages]
-        # As mlx-lm does: add BOS unless the (chat-templated) prompt already starts with it.
-        bos = getattr(tok, "bos_token", None)
-        ids = [tok.encode(p, add_special_tokens=bos is None or not p.startswith(bos)) for p in prompts]
-        context = model_context(model)
-        for i, p in enumerate(ids):  # all before any is generated
-            check_fits(context, len(p), self.max_tokens, f"the prompt of message {i + 1} of {len(ids)}")
-        try:
-            from mlx_lm.generate import batch_generate  # mlx-lm >= 0.28
-        except ImportError:
-            batch_generate = None
-        if batch_generate is not None:
-            texts = batch_generate(model, tok, ids, max_tokens=self.max_tokens).texts
-        else:
-            from mlx_lm import generate
-
-            texts = [generate(model, tok, p, max_tokens=self.max_tokens) for p in prompts]
+        ids = [encode_prompt(tok, p) for p in prompts]  # BOS as mlx-lm adds it
+        texts = generate(model, tok, ids, self.max_tokens, self.batch_size,
+                         name=lambda i: f"the prompt of message {i + 1} of {len(ids)}")
         self.generated += len(messages)
         return [self._cut(t) for t in texts]
 
