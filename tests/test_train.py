@@ -15,8 +15,10 @@ from mlx.utils import tree_flatten
 from mlx_lc import adapters
 from mlx_lc.cli import main
 from mlx_lc.errors import MlxLcError
-from mlx_lc.fit import FitConfig, batch_order, collate
-from mlx_lc.train import LoRAConfig, encode_rows, train_lora
+from mlx_lc.batches import batch_order, collate
+from mlx_lc.fit import FitConfig
+from mlx_lc.rows import encode_rows
+from mlx_lc.train import LoRAConfig, train_lora
 
 import toy_data
 
@@ -139,7 +141,7 @@ def test_pretrain_trains_every_weight(tmp_path):
 
 def test_corpus_windows_keep_documents_whole(tiny_model):
     """Pretraining windows never cut a document that fits in one, and lose no token."""
-    from mlx_lc.train import corpus_examples
+    from mlx_lc.pretrain import corpus_examples
 
     _, tok = tiny_model
     docs = [toy_data.row("summarize", i)["input"] for i in range(40)] + ["word " * 150]  # the last one: too long
@@ -156,7 +158,7 @@ def test_corpus_windows_keep_documents_whole(tiny_model):
 
 
 def test_loss_on_scored_positions_equals_full_logits(tiny_model):
-    from mlx_lc.fit import masked_loss, scored_positions
+    from mlx_lc.batches import masked_loss, scored_positions
 
     model, tok = tiny_model
     x, y, m = collate(encode_rows(tok, [toy_data.row("summarize", i) for i in range(4)]), 512)
