@@ -5,7 +5,7 @@ across ranks (`iterate_batches`), and the token cross-entropy on their scored to
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -144,3 +144,42 @@ def cut_note(counts: dict) -> str | None:
     verb = "has" if lost == 1 else "have"
     tail = f"; {lost} of them {verb} no completion token left and add{'s' if lost == 1 else ''} no loss" if lost else ""
     return f"{cut} of {rows} rows were cut at --max-seq-len {counts['max_seq_len']} tokens{tail}"
+
+
+def evaluate_loss(model, examples: Sequence[Example], batch_size: int, max_seq_len: int, group,
+                  loss: Callable = masked_loss) -> float:
+    """Mean token loss over `examples`, sharded across ranks and summed."""
+    total, count = mx.array(0.0), mx.array(0.0)
+    rank, size = group.rank(), group.size()
+    for i in range(0, len(examples), batch_size):
+        part = shard(examples[i:i + batch_size], rank, size)
+        if not part:
+            continue
+        x, y, m = collate(part, max_seq_len)
+        total = total + loss(model, x, y, m, 1.0, scored_positions(m))
+        count = count + m.sum()
+        mx.eval(total, count)
+    if size > 1:
+        total, count = mx.distributed.all_sum(total, stream=mx.cpu), mx.distributed.all_sum(count, stream=mx.cpu)
+    return (total / mx.maximum(count, 1.0)).item()
+
+
+def iterate_batches(examples: Sequence[Example], cfg, start: int = 0, group=None) -> Iterator[tuple[tuple, int]]:
+    """From global step `start` on, without end: (loss arguments, tokens) for each step, where the
+    loss arguments are this rank's rows of the step's global batch (`batch_order`) collated as
+    (inputs, targets, mask, norm, positions) and tokens counts the whole global batch's.
+
+    `norm` is the global batch's scored-token count over the number of ranks: each rank's loss
+    is then its share of the global mean, and averaging the ranks' gradients gives exactly the
+    gradient one process would compute on the whole batch. `cfg` is a FitConfig."""
+    group = group or mx.distributed.init()
+    rank, size = group.rank(), group.size()
+    lengths = [len(ids) for ids, _ in examples] if cfg.group_by_length else None
+    step = start
+    while True:
+        batch = [examples[i] for i in batch_order(len(examples), cfg.batch_size, cfg.seed, step, lengths)]
+        global_count = sum(scored_tokens(e, cfg.max_seq_len) for e in batch)
+        x, y, m = collate(shard(batch, rank, size), cfg.max_seq_len)
+        norm = mx.array(max(global_count, 1) / size, mx.float32)
+        yield (x, y, m, norm, scored_positions(m)), sum(min(len(ids), cfg.max_seq_len + 1) - 1 for ids, _ in batch)
+        step += 1

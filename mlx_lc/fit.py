@@ -27,7 +27,7 @@ import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
 from . import checkpoint, plots
-from .batches import batch_order, check_rows, collate, cut_note, masked_loss, scored_positions, scored_tokens, shard
+from .batches import check_rows, cut_note, evaluate_loss, iterate_batches, masked_loss
 from .errors import MlxLcError
 from .io import atomic_write_text
 from .outputs import CKPT, run_dir
@@ -144,27 +144,12 @@ def _lr_schedule(cfg: FitConfig, total: int):
     return optim.join_schedules([optim.linear_schedule(cfg.lr / 100, cfg.lr, cfg.warmup), main], [cfg.warmup])
 
 
-def evaluate_loss(model, examples: Sequence[Example], batch_size: int, max_seq_len: int, group) -> float:
-    """Mean token loss over `examples`, sharded across ranks and summed."""
-    total, count = mx.array(0.0), mx.array(0.0)
-    rank, size = group.rank(), group.size()
-    for i in range(0, len(examples), batch_size):
-        part = shard(examples[i:i + batch_size], rank, size)
-        if not part:
-            continue
-        x, y, m = collate(part, max_seq_len)
-        total = total + masked_loss(model, x, y, m, 1.0, scored_positions(m))
-        count = count + m.sum()
-        mx.eval(total, count)
-    if size > 1:
-        total, count = mx.distributed.all_sum(total, stream=mx.cpu), mx.distributed.all_sum(count, stream=mx.cpu)
-    return (total / mx.maximum(count, 1.0)).item()
-
-
 def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cfg: FitConfig,
         out: Path | None = None, resume: bool = False, progress: bool = True, desc: str = "train",
-        on_best: Callable[[dict, int], None] | None = None, setup: dict | None = None) -> FitResult:
+        on_best: Callable[[dict, int], None] | None = None, setup: dict | None = None,
+        loss: Callable = masked_loss, iterate_batches: Callable = iterate_batches) -> FitResult:
     """Train `model.trainable_parameters()` on `train`; keep the weights with the best dev loss.
+    LoRAs, calibrations and pretraining all train here, each with its own `cfg` and trainable part.
 
     Checkpoints (current + best weights, optimizer and random state, history) go to out/checkpoint
     at every evaluation; `resume=True` continues from there, exactly as the run would have gone on.
@@ -172,6 +157,13 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
     `on_best(weights, step)` runs at every new best dev loss (probes use it to watch a run).
     `setup` (JSON-able: base model, adapter or calibration settings) is saved with each checkpoint;
     a resume refuses one that differs, since the saved weights belong to that setup.
+
+    As in mlx-lm's trainer, the loss and the batches can be replaced. `loss(model, inputs, targets,
+    mask, norm, positions)` is the sum of token losses under `mask` over `norm` (`masked_loss`); it
+    also scores the dev split, with norm 1 and the mask's sum as the count. `iterate_batches(train,
+    cfg, start, group)` yields, for every step from `start` on, (the loss's arguments after the
+    model, the step's token count) (`batches.iterate_batches`); a resumed run restarts it at the
+    checkpoint's step, so batch `step` must not depend on the steps before it.
     """
     cfg.validate()
     setup = json.loads(json.dumps(setup or {}))  # as it reads back from state.json (tuples -> lists)
@@ -208,15 +200,14 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
     new_out = out is not None and not out.exists()
     new_ckpt = ckpt is not None and not ckpt.exists()
 
-    loss_and_grad = nn.value_and_grad(model, masked_loss)
+    loss_and_grad = nn.value_and_grad(model, loss)
     state = [model.state, opt.state, mx.random.state]
 
     @partial(mx.compile, inputs=state, outputs=state)
-    def step(x, y, m, norm, pos):
-        loss, grads = loss_and_grad(model, x, y, m, norm, pos)
+    def step(*args):
+        value, grads = loss_and_grad(model, *args)
         opt.update(model, nn.average_gradients(grads))  # mean over ranks of (local sum * N / global count)
-        return loss
-
+        return value
 
     def evaluate_now(it: int) -> bool:
         """Dev loss at step `it`; True when patience ran out."""
@@ -228,7 +219,7 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
             best, best_step = _snapshot(model), it
             return False
         model.eval()
-        val = evaluate_loss(model, valid, cfg.batch_size, cfg.max_seq_len, group)
+        val = evaluate_loss(model, valid, cfg.batch_size, cfg.max_seq_len, group, loss)
         model.train()
         if not math.isfinite(val):
             raise Diverged(f"training diverged: the dev loss is {val} at step {it}; try a lower --lr")
@@ -247,22 +238,19 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
     model.train()
     t0, tokens, window_tokens, window_t, window_loss, window_n = time.perf_counter(), 0, 0, time.perf_counter(), 0.0, 0
     stopped = False
-    lengths = [len(ids) for ids, _ in train] if cfg.group_by_length else None
     it = start
+    batches = iterate_batches(train, cfg, start, group)
     try:
         if start == 0 and valid:
             stopped = evaluate_now(0)
         while it < total and not stopped:
-            batch = [train[i] for i in batch_order(len(train), cfg.batch_size, cfg.seed, it, lengths)]
-            global_count = sum(scored_tokens(e, cfg.max_seq_len) for e in batch)
-            x, y, m = collate(shard(batch, rank, size), cfg.max_seq_len)
-            loss = step(x, y, m, mx.array(max(global_count, 1) / size, mx.float32), scored_positions(m))
-            mx.eval(state, loss)
+            args, n_tok = next(batches)
+            value = step(*args)
+            mx.eval(state, value)
             it += 1
-            n_tok = sum(min(len(ids), cfg.max_seq_len + 1) - 1 for ids, _ in batch)
             tokens += n_tok
             window_tokens += n_tok
-            local = loss.item() / size  # this rank's share of the global mean
+            local = value.item() / size  # this rank's share of the global mean
             step_loss = mx.distributed.all_sum(mx.array(local), stream=mx.cpu).item() if size > 1 else local
             if not math.isfinite(step_loss):  # the same on every rank, so all of them stop here
                 raise Diverged(f"training diverged: the training loss is {step_loss} at step {it}; try a lower --lr")

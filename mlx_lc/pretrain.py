@@ -14,7 +14,8 @@ from mlx.utils import tree_flatten
 
 from . import model_folder
 from .errors import MlxLcError
-from .fit import FitConfig, FitResult, evaluate_loss, fit
+from .batches import evaluate_loss
+from .fit import FitConfig, FitResult, fit
 from .io import atomic_dir, read_text, write_json
 from .rows import Example
 from .tiny import TinyConfig, tiny_model_files
