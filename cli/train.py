@@ -14,7 +14,8 @@ from mlx_lc.calibration import CalibrationConfig
 from mlx_lc.errors import MlxLcError
 from mlx_lc.fit import FitConfig
 from mlx_lc.tiny import TinyConfig
-from mlx_lc.train import LoRAConfig, PretrainConfig, pretrain_new, train_lora as run_train_lora
+from mlx_lc.pretrain import PretrainConfig, pretrain_new
+from mlx_lc.train import LoRAConfig, train_lora as run_train_lora
 
 from . import main
 from .paths import out_folder

@@ -18,12 +18,12 @@ from . import calibration as calib_io
 from . import model_folder
 from .calibration import Calibration, CalibrationConfig
 from .errors import MlxLcError
-from .fit import FitConfig, FitResult, fit
+from .fit import FitConfig, FitResult, fit, run_folder
 from .io import sha256
 from .merge import MergeConfig, merge
-from .outputs import move_into
 from .model_folder import model_id
-from .train import _result_meta, encode_rows, load_splits, run_folder, write_curves
+from .outputs import move_into
+from .rows import encode_rows, load_splits
 
 # The settings the demo measured LC++ with (rank 4; README, results/): on its summarize+es task,
 # 4 epochs at lr 5e-3, batch 16, scored judge 76%, where lc at 1 epoch, lr 5e-4, batch 4 scored 0%.
@@ -81,9 +81,9 @@ def calibrate(model_path: str, adapter_paths: list[str | Path], data: str | Path
         if mx.distributed.init().rank() == 0:
             extra = {"train": {"fit": asdict(cfg.fit), "data": str(data), "n_train": len(train_rows),
                                "n_valid": len(valid_rows), "tasks": sorted({r.get("task", "?") for r in train_rows})},
-                     "result": _result_meta(result)}
+                     "result": result.meta()}
             merged.base_model = model_id(model_path)  # what it was trained on, as `generate -c` finds it
             move_into(tmp, lambda part: calib_io.save(model.calibration, merged, part, extra))
-            write_curves(tmp, result, f"calibration {out.name} ({cfg.calibration.variant}"
-                                      f"{' ' + cfg.calibration.mode if cfg.calibration.variant == 'lc' else ''})")
+            result.write_curves(tmp, f"calibration {out.name} ({cfg.calibration.variant}"
+                                     f"{' ' + cfg.calibration.mode if cfg.calibration.variant == 'lc' else ''})")
     return result

@@ -284,7 +284,7 @@ def pretrain_base(cfg: DemoConfig, world: Path, base: Path, progress: bool = Tru
     """Put the base model for `cfg` (already seeded) in `base`: a copy of the shipped base when its
     fingerprint matches, else pretrained here from scratch. -> "shipped" or "pretrained"."""
     from .tiny import write_tiny_model
-    from .train import PretrainConfig, pretrain
+    from .pretrain import PretrainConfig, pretrain
 
     corpus = world / "corpus.txt"
     if shipped is not None and cfg.use_shipped_base and (shipped / "fingerprint.json").exists():
@@ -333,7 +333,7 @@ def evaluate_all(cfg, base, world, comps, singles, loras, joints, calibs, out: P
     from .evaluate import EvalConfig, generate_batch, multi_step, score, summarize
     from .generate import apply_lora, load_base, remove_adapters
     from .merge import MergeConfig, merge
-    from .train import read_jsonl
+    from .rows import read_jsonl
 
     model, tok = load_base(str(base))
     model.eval()

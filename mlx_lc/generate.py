@@ -19,7 +19,7 @@ from . import tasks
 from .adapters import LoRA
 from .errors import MlxLcError
 from .merge import MergeConfig, merge
-from .train import encode_prompt
+from .rows import encode_prompt
 
 
 # model_folder.load under its earlier name, for callers that still use it (demo.py).

@@ -35,7 +35,7 @@ from mlx_lc import tasks
 from mlx_lc.adapters import LoRA, linear_shapes
 from mlx_lc.batch import generate
 from mlx_lc.generate import apply_lora, load_base
-from mlx_lc.train import encode_prompt, read_jsonl
+from mlx_lc.rows import encode_prompt, read_jsonl
 
 
 def loop_generate(model, tokenizer, prompts: list[list[int]], max_tokens: int, batch_size: int) -> list[list[int]]:

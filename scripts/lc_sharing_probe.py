@@ -36,7 +36,7 @@ from mlx_lc.evaluate import generate_batch, score, summarize
 from mlx_lc.fit import fit
 from mlx_lc.io import read_json
 from mlx_lc.merge import MergeConfig, merge
-from mlx_lc.train import encode_rows, load_splits, read_jsonl
+from mlx_lc.rows import encode_rows, load_splits, read_jsonl
 
 FORMS = {"shared": (C.CalibrationConfig("lc", "scale"), 3e-2),
          "per-layer": (C.CalibrationConfig("lc", "scale"), 3e-2),

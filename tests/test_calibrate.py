@@ -20,7 +20,7 @@ from mlx_lc.fit import FitConfig, fit
 from mlx_lc.generate import apply_lora
 from mlx_lc.io import sha256
 from mlx_lc.merge import merge
-from mlx_lc.train import encode_rows, load_splits
+from mlx_lc.rows import encode_rows, load_splits
 
 import toy_data
 from conftest import random_lora

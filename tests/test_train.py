@@ -12,11 +12,13 @@ import pytest
 from click.testing import CliRunner
 from mlx.utils import tree_flatten
 
-from mlx_lc import adapters
+from mlx_lc import adapters, model_folder
+from mlx_lc.batches import batch_order, collate, iterate_batches, masked_loss
 from mlx_lc.cli import main
 from mlx_lc.errors import MlxLcError
-from mlx_lc.fit import FitConfig, batch_order, collate
-from mlx_lc.train import LoRAConfig, encode_rows, train_lora
+from mlx_lc.fit import FitConfig, fit
+from mlx_lc.rows import encode_rows, load_splits
+from mlx_lc.train import LoRAConfig, add_lora, train_lora
 
 import toy_data
 
@@ -139,7 +141,7 @@ def test_pretrain_trains_every_weight(tmp_path):
 
 def test_corpus_windows_keep_documents_whole(tiny_model):
     """Pretraining windows never cut a document that fits in one, and lose no token."""
-    from mlx_lc.train import corpus_examples
+    from mlx_lc.pretrain import corpus_examples
 
     _, tok = tiny_model
     docs = [toy_data.row("summarize", i)["input"] for i in range(40)] + ["word " * 150]  # the last one: too long
@@ -156,7 +158,7 @@ def test_corpus_windows_keep_documents_whole(tiny_model):
 
 
 def test_loss_on_scored_positions_equals_full_logits(tiny_model):
-    from mlx_lc.fit import masked_loss, scored_positions
+    from mlx_lc.batches import masked_loss, scored_positions
 
     model, tok = tiny_model
     x, y, m = collate(encode_rows(tok, [toy_data.row("summarize", i) for i in range(4)]), 512)
@@ -198,3 +200,41 @@ def test_resume_refuses_a_changed_batching(tmp_path, tiny_path, sum_data):
     grouped = LoRAConfig(rank=4, fit=FitConfig(lr=2e-3, batch_size=8, iters=8, eval_every=2, group_by_length=True))
     with pytest.raises(MlxLcError, match="group_by_length False -> True"):
         train_lora(str(tiny_path), sum_data, tmp_path / "a", grouped, resume=True, progress=False)
+
+
+def _lora_fit(tiny_path, data, **kw):
+    """A fresh LoRA trained 6 steps without a dev split (so the last weights are kept); ->
+    (initial weights, trained weights, result)."""
+    model, tok = model_folder.load(tiny_path)
+    mx.random.seed(0)
+    add_lora(model, LoRAConfig(rank=4, dropout=0.0))
+    start = {k: mx.array(v) for k, v in tree_flatten(model.trainable_parameters())}
+    train_rows, _ = load_splits(data)
+    result = fit(model, encode_rows(tok, train_rows), [], FitConfig(lr=3e-3, iters=6, batch_size=4), progress=False, **kw)
+    return start, dict(tree_flatten(model.trainable_parameters())), result
+
+
+def test_fit_trains_with_the_loss_and_batches_it_is_given(tiny_path, sum_data):
+    start, want, plain = _lora_fit(tiny_path, sum_data)
+    calls = {"loss": 0, "batches": 0, "starts": []}
+
+    def loss(*args):
+        calls["loss"] += 1  # at each trace of the compiled step, not at each step
+        return masked_loss(*args)
+
+    def batches(examples, cfg, start, group):
+        calls["starts"].append(start)
+        for item in iterate_batches(examples, cfg, start, group):
+            calls["batches"] += 1
+            yield item
+
+    _, got, wrapped = _lora_fit(tiny_path, sum_data, loss=loss, iterate_batches=batches)
+    assert calls["loss"] >= 1 and calls["starts"] == [0] and calls["batches"] == wrapped.steps == 6
+    assert [r[:2] for r in wrapped.history["train"]] == [r[:2] for r in plain.history["train"]]  # step, loss
+    assert all(mx.array_equal(want[k], got[k]).item() for k in want)  # the wrapped defaults are the defaults
+    assert not all(mx.array_equal(start[k], want[k]).item() for k in want)
+
+    # a loss of zero gives zero gradients, and Adam then moves no weight
+    _, frozen, zero = _lora_fit(tiny_path, sum_data, loss=lambda *args: 0 * masked_loss(*args))
+    assert all(mx.array_equal(start[k], frozen[k]).item() for k in start)
+    assert [row[1] for row in zero.history["train"]] == [0.0] * len(zero.history["train"])
