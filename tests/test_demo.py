@@ -244,6 +244,7 @@ def test_runs_of_other_seeds_combine_into_one_report_and_other_settings_do_not(r
     assert p.returncode == 1 and "not the results of an mlx-lc demo run" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow  # a probe of one-off experiments (scripts/), not the product: python -m pytest -m slow
 def test_lc_sharing_probe_trains_each_form_on_a_finished_run(results):
     """scripts/lc_sharing_probe.py on the slice's artifacts: the shared form has the demo's LC
     scale parameter count, the per-layer form that times the number of layers."""
