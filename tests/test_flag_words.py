@@ -63,7 +63,8 @@ def test_counts_checked_by_click(tmp_path, tiny_path):
 
 def test_flag_words_keeps_what_it_cannot_place():
     cmd = click.Command("c", params=[click.Option(["--max-tokens"]), click.Option(["--model", "-m"])])
-    assert flag_words(MlxLcError("max_tokens must be at least 1", "max_tokens"), cmd) == "--max-tokens must be at least 1"
+    assert flag_words(MlxLcError("max_tokens must be at least 1", "max_tokens"), cmd) == \
+        "--max-tokens must be at least 1"
     assert flag_words(MlxLcError("model x is not it", "model"), cmd) == "--model x is not it"
     assert flag_words(MlxLcError("top_p must be in [0, 1]", "top_p"), cmd) == "top_p must be in [0, 1]"  # no --top-p
     assert flag_words(MlxLcError("the model is bad", "model"), cmd) == "the model is bad"  # not at the start
