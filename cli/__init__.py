@@ -8,6 +8,7 @@ to see the traceback of an unexpected error.
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import click
@@ -19,11 +20,48 @@ from mlx_lc.errors import MlxLcError
 BLAS_HINT_AFTER_S = 10.0  # a command still running by then is one where a 30x slower BLAS matters
 
 
+def flag_words(e: MlxLcError, command: click.Command) -> str:
+    """The library's message with the flag `command` declares in place of the Python argument the
+    message starts with (MlxLcError.param): "max_tokens must be ..." -> "--max-tokens must be ...".
+    A message about an argument the command has no parameter for stays as the library wrote it."""
+    text, param = str(e), getattr(e, "param", None)
+    if not param or not re.match(rf"{re.escape(param)}\b", text):
+        return text
+    # the parameter's own name first, then an option whose flag spells the argument (--adapter: adapters)
+    for p in sorted(command.params, key=lambda p: p.name != param):
+        if isinstance(p, click.Argument) and p.name == param:
+            return p.human_readable_name + text[len(param):]  # OUT
+        if isinstance(p, click.Option) and (p.name == param or
+                                            param in (o.lstrip("-").replace("-", "_") for o in p.opts)):
+            return next((o for o in p.opts if o.startswith("--")), p.opts[0]) + text[len(param):]
+    return text
+
+
+class Command(click.Command):
+    """A command whose library errors name its options as it declares them (flag_words), whether
+    they come from an option's callback (parsing) or from the command's body."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except MlxLcError as e:
+            raise click.ClickException(flag_words(e, self)) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MlxLcError as e:
+            raise click.ClickException(flag_words(e, self)) from None
+
+
 class Group(click.Group):
     """Turn library errors into one clean line instead of a traceback."""
 
+    command_class = Command
+    group_class = type  # `export`, `data`: this class too, so their commands are Commands
+
     def invoke(self, ctx):
-        timer = _blas.hint_after(BLAS_HINT_AFTER_S)
+        timer = _blas.hint_after(BLAS_HINT_AFTER_S) if ctx.parent is None else None
         try:
             return super().invoke(ctx)
         except MlxLcError as e:

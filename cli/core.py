@@ -91,7 +91,7 @@ def merged_adapter(model: str, adapters, method, weights, density, rank, seed, c
     if calibration is not None:
         _, merged, calib = calib_io.merge_for(calibration, loras)
         return calib_io.fold(merged, calib)
-    return merge_loras(loras, MergeConfig(method, weights, density, rank, seed))
+    return merge_loras(loras, MergeConfig(method, weights, density, rank, seed), "use --method cat or svd")
 
 
 @main.command()
@@ -202,7 +202,7 @@ def generate(model, adapters, method, weights, density, rank, seed, calibration,
              max_tokens, temp, top_p, min_p, top_k):
     """Generate in one pass with merged (and calibrated) adapters; streams tokens."""
     refuse_merge_options(calibration)
-    check_sampling(temp, top_p, min_p, top_k)  # before minutes of loading, not after
+    check_sampling(temp, top_p, min_p, top_k, max_tokens)  # before minutes of loading, not after
     if prompt == "-":
         try:  # bytes, then strict UTF-8: binary input otherwise reaches the tokenizer as surrogates
             text = sys.stdin.buffer.read().decode("utf-8")

@@ -28,16 +28,14 @@ from .paths import out_folder
               help="Test JSONL: prompt, completion, task (+ input for --multi-step, frame for the judge).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Folder for results.json and results.md.",
               callback=out_folder("results.json", "eval output"))
-@click.option("--max-tokens", default=128, show_default=True)
-@click.option("--batch-size", default=32, show_default=True, help="Rows generated together.")
+@click.option("--max-tokens", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Rows generated together.")
 @click.option("--limit", type=int, help="Only the first N rows (N >= 1).")
 def evaluate(model, adapters, method, calibration, multi_step, data, out, max_tokens, batch_size, limit):
     """Generate greedily for every row and score it: ROUGE-L (summaries), weighted ROUGE
     (replies) and the judge (rows with a frame). Prints a Markdown table per sub-task."""
     if out is not None:
         check_out(out, [model, *adapters, calibration, data])
-    if max_tokens < 1 or batch_size < 1:
-        raise click.BadParameter("--max-tokens and --batch-size must be positive")
     refuse_merge_options(calibration)
     report = run_eval(model, data, adapters, method, calibration, multi_step, EvalConfig(max_tokens, batch_size, limit))
     table = markdown(report["per_task"], report["method"])

@@ -73,10 +73,12 @@ def composition_specs(model, adapters, calibration, fused, task, name, compositi
               help="Output folder: it will hold Model.mlpackage, the tokenizer files, manifest.json and export.json.")
 @click.option("--quantize", "-q", type=click.Choice(QUANT_MODES), default="int4", show_default=True,
               help="Base weights: int8 per channel, int4 in blocks of 32, or float16.")
-@click.option("--context", default=512, show_default=True, help="KV cache length (prompt + generated tokens).")
+@click.option("--context", default=512, show_default=True, type=click.IntRange(min=2),
+              help="KV cache length (prompt + generated tokens).")
 @click.option("--max-new-tokens", default=128, show_default=True, help="Generation limit written to the manifest.")
 @click.option("--verify", is_flag=True, help="Run the saved package in a numpy interpreter and compare with MLX.")
-@click.option("--verify-steps", default=16, show_default=True, help="Decode steps compared by --verify.")
+@click.option("--verify-steps", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Decode steps compared by --verify.")
 def coreml(model, adapters, calibration, fused, task, name, compositions, out, quantize, context, max_new_tokens,
            verify, verify_steps):
     """Export to a stateful Core ML package (iOS 18): prefill and decode functions per composition.
@@ -91,10 +93,6 @@ def coreml(model, adapters, calibration, fused, task, name, compositions, out, q
     from mlx_lc.export import ExportConfig
     from mlx_lc.export import export as run_export
 
-    if context < 2:
-        raise click.BadParameter(f"must be at least 2, got {context}", param_hint="--context")
-    if verify_steps < 1:
-        raise click.BadParameter(f"must be at least 1, got {verify_steps}", param_hint="--verify-steps")
     model_name, specs = composition_specs(model, adapters, calibration, fused, task, name, compositions)
     report = run_export(ExportConfig(model=model_name, out=str(out), compositions=specs, quantize=quantize,
                                      context=context, max_new_tokens=max_new_tokens, verify=verify,

@@ -7,6 +7,8 @@ import click
 from mlx_lc.errors import MlxLcError
 from mlx_lc.io import check_out_dir, check_out_path
 
+from . import flag_words
+
 
 def out_folder(marker: str | None = None, kind: str | None = None):
     """Callback for an output folder. With `marker`, also refuse a non-empty folder that is not an
@@ -16,7 +18,7 @@ def out_folder(marker: str | None = None, kind: str | None = None):
             try:
                 check_out_dir(value, marker, kind) if marker else check_out_path(value)
             except MlxLcError as e:
-                raise click.ClickException(str(e)) from None  # one line, no usage block
+                raise click.ClickException(flag_words(e, ctx.command)) from None  # one line, no usage block
         return value
     return check
 
@@ -27,5 +29,5 @@ def out_file(ctx, param, value):
         try:
             check_out_path(value, folder=False)
         except MlxLcError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(flag_words(e, ctx.command)) from None
     return value

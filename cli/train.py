@@ -79,7 +79,7 @@ out_option = click.option("--out", "-o", required=True, type=click.Path(path_typ
 @click.option("--model", "-m", required=True, help="Base model: Hugging Face repo id or local folder.")
 @data_option
 @out_option
-@click.option("--rank", default=32, show_default=True, type=int, help="LoRA rank r.")
+@click.option("--rank", default=32, show_default=True, type=click.IntRange(min=1), help="LoRA rank r.")
 @click.option("--alpha", default=16.0, show_default=True, type=float, help="LoRA alpha; mlx-lm scale = alpha / rank.")
 @click.option("--scale", type=float, help="mlx-lm scale (overrides --alpha).")
 @click.option("--dropout", default=0.05, show_default=True, type=float)
@@ -92,8 +92,6 @@ def train_lora(model, data, out, rank, alpha, scale, dropout, keys, lr, iters, e
     Single-task data gives a task adapter; compositional data gives the joint-expert baseline.
     Writes an mlx-lm adapter folder (adapters.safetensors, adapter_config.json) with loss.png.
     """
-    if rank < 1:
-        raise click.BadParameter(f"must be positive, got {rank}", param_hint="--rank")
     if not 0 <= dropout < 1:
         raise click.BadParameter(f"must be in [0, 1), got {dropout}", param_hint="--dropout")
     # scale 0 (or alpha 0) trains an adapter that changes nothing; nan poisons every weight

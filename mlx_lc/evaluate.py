@@ -173,7 +173,7 @@ def check_rows(rows: Sequence[dict], data: str | Path, multi: bool = False) -> N
         try:
             t = tasks.get(task)
             if multi and (not isinstance(t, tasks.Composition) or not isinstance(row.get("input"), str)):
-                raise MlxLcError(f"--multi-step needs composition rows with a string 'input' field (task {task!r})")
+                raise MlxLcError(f"multi-step needs composition rows with a string 'input' field (task {task!r})")
             frame = row.get("frame")
             if frame is not None:
                 if not isinstance(frame, dict):
@@ -191,13 +191,13 @@ def evaluate(model_path: str, data: str | Path, adapters: Sequence[str | Path] =
     """Generate for every row of `data` with one method and score it. -> report dict."""
     cfg = cfg or EvalConfig()
     if cfg.limit is not None and cfg.limit < 1:  # 0 and negatives would be read as "all" or "all but N"
-        raise MlxLcError(f"--limit must be at least 1, got {cfg.limit}")
+        raise MlxLcError(f"limit must be at least 1, got {cfg.limit}", param="limit")
     rows = read_jsonl(data)[: cfg.limit]
     check_rows(rows, data, multi)
     model, tok = model_folder.load(model_path)
     if multi:
         if len(adapters) != 2 or calibration:
-            raise MlxLcError("--multi-step takes exactly two adapters (primary, then secondary) and no calibration")
+            raise MlxLcError("multi-step takes exactly two adapters (primary, then secondary) and no calibration")
         primary, secondary = adapters_io.load_for(model, adapters, model_path)
         outputs = multi_step(model, tok, primary, secondary, rows, cfg)
         method = "multi-step"

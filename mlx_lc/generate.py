@@ -53,19 +53,21 @@ def calibration_inputs(model: str | None, adapter_paths: Sequence[str | Path],
     recorded = cfg.get("base_model")
     if model is None:
         if not isinstance(recorded, str) or not recorded:
-            raise MlxLcError(f"{where} records no base model: give --model")
+            raise MlxLcError(f"model not given, and {where} records no base model", param="model")
         model = recorded
     elif isinstance(recorded, str) and _comparable(model, recorded) and _model_key(model) != _model_key(recorded):
-        raise MlxLcError(f"--model {model} is not the base model {calibration} was trained on ({recorded}); "
-                         "leave --model out to use it")
+        raise MlxLcError(f"model {model} is not the base model {calibration} was trained on ({recorded}); "
+                         "leave it out to use that one", param="model")
     if adapter_paths:
         return model, [str(p) for p in adapter_paths]
     paths = [s.get("path") for s in cfg.get("sources", [])]
     if len(paths) < 2 or not all(isinstance(p, str) and p for p in paths):
-        raise MlxLcError(f"{where} does not record its adapters' folders: give --adapter for each")
+        raise MlxLcError(f"adapters not given, and {where} does not record their folders: give each one",
+                         param="adapters")
     missing = [p for p in paths if not Path(p).is_dir()]
     if missing:
-        raise MlxLcError(f"the adapter {missing[0]} recorded in {where} is not there; give --adapter for each")
+        raise MlxLcError(f"adapters not given, and the adapter {missing[0]} recorded in {where} is not there: "
+                         "give each one", param="adapters")
     return model, paths
 
 
@@ -84,28 +86,31 @@ def _comparable(given: str, recorded: str) -> bool:
 def resolve_task(task: str | None, adapter_paths: Sequence[str | Path] = (),
                  calibration: str | Path | None = None) -> str | None:
     """The task to prompt with: the one given, else the one recorded. A calibration is trained for
-    one composition, so a different --task is refused; adapters with no task give raw text, which
+    one composition, so a different task is refused; adapters with no task give raw text, which
     an adapter trained on instructions answers with nothing, so that is refused too."""
     recorded = recorded_task(adapter_paths, calibration)
     if task is not None:
         tasks.get(task)  # an unknown name fails here, before the model loads
         if calibration is not None and recorded is not None and task != recorded:
-            raise MlxLcError(f"--task {task} does not match the calibration {calibration}, trained for {recorded}; "
-                             "leave --task out to use it")
+            raise MlxLcError(f"task {task} does not match the calibration {calibration}, trained for {recorded}; "
+                             "leave it out to use that one", param="task")
         return task
     if adapter_paths and recorded is None:
-        raise MlxLcError("give --task: the adapters record no task to prompt with (e.g. --task summarize+es)")
+        raise MlxLcError("task not given, and the adapters record none to prompt with (e.g. summarize+es)",
+                         param="task")
     return recorded
 
 
-def check_sampling(temp: float = 0.0, top_p: float = 0.0, min_p: float = 0.0, top_k: int = 0) -> None:
+def check_sampling(temp: float = 0.0, top_p: float = 0.0, min_p: float = 0.0, top_k: int = 0,
+                   max_tokens: int = 1) -> None:
     """mlx-lm accepts some nonsense silently (a negative temperature, top-p 2) and fails on other
     (min-p -1) deep inside; refuse all of it before a model is loaded. 0 turns a filter off."""
-    checks = (("--temp", temp, temp >= 0, ">= 0 (0: greedy)"), ("--top-p", top_p, 0 <= top_p <= 1, "in [0, 1] (0: off)"),
-              ("--min-p", min_p, 0 <= min_p <= 1, "in [0, 1] (0: off)"), ("--top-k", top_k, top_k >= 0, ">= 0 (0: off)"))
+    checks = (("max_tokens", max_tokens, max_tokens >= 1, "at least 1"),
+              ("temp", temp, temp >= 0, ">= 0 (0: greedy)"), ("top_p", top_p, 0 <= top_p <= 1, "in [0, 1] (0: off)"),
+              ("min_p", min_p, 0 <= min_p <= 1, "in [0, 1] (0: off)"), ("top_k", top_k, top_k >= 0, ">= 0 (0: off)"))
     for name, value, ok, want in checks:
         if not ok:  # NaN fails every comparison, so it lands here too
-            raise MlxLcError(f"{name} must be {want}, got {value}")
+            raise MlxLcError(f"{name} must be {want}, got {value}", param=name)
 
 
 class LoRALayer(nn.Module):
@@ -165,7 +170,7 @@ def compose(model: nn.Module, adapter_paths: Sequence[str | Path], merge_cfg: Me
     """
     if not adapter_paths:
         if calibration:
-            raise MlxLcError("a calibration needs the adapters it was trained on (--adapter)")
+            raise MlxLcError("adapters not given: a calibration needs the ones it was trained on", param="adapters")
         return None
     loras = adapters_io.load_for(model, adapter_paths, model_name)
     if calibration is not None:
@@ -201,9 +206,7 @@ def stream(model, tokenizer, text: str, task: str | None = None, max_tokens: int
     from mlx_lm import stream_generate  # here: mlx_lm costs ~1.1 s, which `mlx-lc --help` does not need
     from mlx_lm.sample_utils import make_sampler
 
-    if max_tokens < 1:
-        raise MlxLcError(f"max_tokens must be at least 1, got {max_tokens}")
-    check_sampling(temp, top_p, min_p, top_k)
+    check_sampling(temp, top_p, min_p, top_k, max_tokens)
     prompt = encode_prompt(tokenizer, tasks.format_prompt(tokenizer, tasks.get(task) if task else None, text))
     model_folder.check_fits(model_folder.model_context(model), len(prompt), max_tokens)
     if seed is not None:
@@ -223,7 +226,7 @@ def multi_step(model, tokenizer, primary: LoRA, secondary: LoRA, text: str, comp
     """The two-pass baseline: primary task with its adapter, then the secondary task on its output."""
     comp = tasks.get(composition)
     if not isinstance(comp, tasks.Composition):
-        raise MlxLcError(f"--multi-step needs a composition task like summarize+es, got {composition!r}")
+        raise MlxLcError(f"multi-step needs a composition task like summarize+es, got {composition!r}")
     apply_lora(model, primary)
     first = generate(model, tokenizer, text, comp.primary.name, **kwargs)
     apply_lora(model, secondary)

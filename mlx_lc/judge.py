@@ -182,8 +182,9 @@ def judge(rows: list[dict], cfg: JudgeConfig) -> tuple[list[dict], dict]:
     """Verdict records per row and a summary per sub-task and task group."""
     from .data import generation
 
-    if cfg.max_tokens < 1 or cfg.batch_size < 1:  # before the judge model is loaded, not after
-        raise MlxLcError(f"--max-tokens and --batch-size must be at least 1, got {cfg.max_tokens} and {cfg.batch_size}")
+    for name in ("max_tokens", "batch_size"):  # before the judge model is loaded, not after
+        if getattr(cfg, name) < 1:
+            raise MlxLcError(f"{name} must be at least 1, got {getattr(cfg, name)}", param=name)
     rubrics = load_rubrics()
     records, messages = [], []
     for i, row in enumerate(rows):
@@ -193,7 +194,7 @@ def judge(rows: list[dict], cfg: JudgeConfig) -> tuple[list[dict], dict]:
         inp, out = _first(row, _INPUT_KEYS), _first(row, _OUTPUT_KEYS)
         if inp is None and task and isinstance(row.get("prompt"), str):
             inp = input_from_prompt(task, row["prompt"])  # `mlx-lc eval` keeps the prompt, not the input
-        missing = [n for n, v in (("task (or --task)", task), ("input", inp), ("output", out)) if v is None]
+        missing = [n for n, v in (("task (and no default task)", task), ("input", inp), ("output", out)) if v is None]
         if missing:
             raise MlxLcError(f"example {i}: missing {', '.join(missing)}; output fields accepted: "
                              f"{', '.join(_OUTPUT_KEYS)}")
@@ -278,7 +279,7 @@ def png_path(path: str | Path) -> Path:
         path = path.with_name(path.name + ".png")
     fmt = path.suffix[1:].lower()
     if fmt not in Figure().canvas.get_supported_filetypes():
-        raise MlxLcError(f"--png {path}: matplotlib cannot write .{fmt} files; use .png, .svg or .pdf")
+        raise MlxLcError(f"{path}: matplotlib cannot write .{fmt} files; use .png, .svg or .pdf")
     return path
 
 

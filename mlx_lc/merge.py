@@ -36,13 +36,13 @@ def default_weights(method: str, n: int) -> list[float]:
     return [1.0 / n] * n if method == "linear" else [1.0] * n
 
 
-MIXED_RANK_HINT = "use --method cat or svd"
+MIXED_RANK_HINT = "use method cat or svd"
 
 
 def merge(loras: list[LoRA], cfg: MergeConfig | None = None, mixed_rank_hint: str = MIXED_RANK_HINT) -> LoRA:
     """Merge adapters into one LoRA. A single adapter with weight 1 comes back unchanged.
     `mixed_rank_hint` ends the error for a linear merge of mixed ranks: the way out depends on
-    the command (fold and calibrate have no --method)."""
+    the caller (the CLI names its --method; fold and calibrate have none)."""
     cfg = cfg or MergeConfig()
     if cfg.method not in METHODS:
         raise MlxLcError(f"unknown merge method {cfg.method!r}; choose from {', '.join(METHODS)}")
@@ -53,14 +53,14 @@ def merge(loras: list[LoRA], cfg: MergeConfig | None = None, mixed_rank_hint: st
     if len(weights) != n:
         raise MlxLcError(f"{len(weights)} weights given for {n} adapters")
     if not all(math.isfinite(w) for w in weights):  # a NaN weight writes a NaN adapter
-        raise MlxLcError(f"weights must be finite numbers, got {weights}")
+        raise MlxLcError(f"weights must be finite numbers, got {weights}", param="weights")
     if method.uses_density and not 0.0 < cfg.density <= 1.0:
-        raise MlxLcError(f"density must be in (0, 1], got {cfg.density}")
+        raise MlxLcError(f"density must be in (0, 1], got {cfg.density}", param="density")
     ranks = [l.rank for l in loras]
     if cfg.method == "linear" and len(set(ranks)) > 1:
         raise MlxLcError(f"linear merge needs adapters of one rank, got ranks {ranks}; {mixed_rank_hint}")
     if cfg.rank is not None and cfg.rank < 1:  # 0 used to mean "the default" silently
-        raise MlxLcError(f"--rank must be at least 1 (leave it out for the sum of ranks), got {cfg.rank}")
+        raise MlxLcError(f"rank must be at least 1 (leave it out for the sum of ranks), got {cfg.rank}", param="rank")
     rank = cfg.rank or sum(ranks)
     if method.uses_rank and cfg.rank:
         # Past this every extra column is zero padding (--rank 100000 wrote 782 MB of zeros):
@@ -68,7 +68,7 @@ def merge(loras: list[LoRA], cfg: MergeConfig | None = None, mixed_rank_hint: st
         dims = [min(a.shape[0], b.shape[1]) for l in loras for a, b in l.factors.values()]
         most = min(sum(ranks), max(dims)) if method.level == "factor" else max(dims)
         if rank > most:
-            raise MlxLcError(f"--rank {rank} is more than {cfg.method} can use here (at most {most})")
+            raise MlxLcError(f"rank {rank} is more than {cfg.method} can use here (at most {most})", param="rank")
     scale = loras[0].scale  # output scale; other adapters' scales are absorbed into their b
 
     paths = sorted(set().union(*(l.factors for l in loras)))

@@ -121,15 +121,15 @@ def check_contents(out: str | Path, marker: str | None = None, kind: str = "outp
         other = kind_of(out)
         if not (out / marker).exists():
             what = f"; it is {_a(other)}" if other else ""
-            raise MlxLcError(f"{out} is not empty and holds no {marker} (not an earlier {kind}{what}); "
-                             "refusing to replace it: choose a new or empty --out")
+            raise MlxLcError(f"out {out} is not empty and holds no {marker} (not an earlier {kind}{what}); "
+                             "refusing to replace it: choose a new or empty folder", param="out")
         if kind in KINDS and other != kind:  # it holds the marker, but also a more telling one
-            raise MlxLcError(f"{out} is {_a(other)}, not an earlier {kind}; refusing to replace it: "
-                             "choose a new or empty --out")
+            raise MlxLcError(f"out {out} is {_a(other)}, not an earlier {kind}; refusing to replace it: "
+                             "choose a new or empty folder", param="out")
     cwd = Path.cwd().resolve()
     if out.resolve() == cwd or out.resolve() in cwd.parents:
         # Swapping the current folder away would leave this shell in a deleted folder.
-        raise MlxLcError(f"{out} is the current folder or holds it; choose another --out")
+        raise MlxLcError(f"out {out} is the current folder or holds it; choose another folder", param="out")
 
 
 def _a(kind: str) -> str:
@@ -146,7 +146,7 @@ def check_out(out: str | Path, inputs) -> None:
         p = Path(i).resolve()
         if p == target or target in p.parents:
             where = "is" if p == target else "holds"
-            raise MlxLcError(f"--out {out} {where} the input {i}; choose another --out")
+            raise MlxLcError(f"out {out} {where} the input {i}; choose another folder", param="out")
 
 
 # ---------------------------------------------------------------- leftovers of earlier runs
@@ -347,7 +347,7 @@ def run_dir(out: str | Path, *, kind: str, inputs=(), resume: bool = False):
         try:
             yield tmp
         except MlxLcError as e:  # say --out where a message names the temporary
-            raise MlxLcError(str(e).replace(str(tmp), str(out))) from None
+            raise MlxLcError(str(e).replace(str(tmp), str(out)), e.param) from None
         swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -51,7 +51,7 @@ class TinyConfig:
         (0 heads used to end in ZeroDivisionError, an odd head size in a RoPE error at the first step)."""
         for name in ("hidden", "layers", "heads", "kv_heads", "max_position"):
             if getattr(self, name) < 1:
-                raise MlxLcError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise MlxLcError(f"{name} must be at least 1, got {getattr(self, name)}", param=name)
         if self.intermediate is not None and self.intermediate < 1:
             raise MlxLcError(f"intermediate must be at least 1, got {self.intermediate}")
         if self.hidden % self.heads or self.heads % self.kv_heads:
@@ -61,7 +61,8 @@ class TinyConfig:
             raise MlxLcError(f"head size hidden / heads = {self.hidden // self.heads} must be even "
                              "(RoPE rotates pairs)")
         if vocab and self.vocab < 300:
-            raise MlxLcError(f"vocab must be at least 300 (256 bytes + specials + merges), got {self.vocab}")
+            raise MlxLcError(f"vocab must be at least 300 (256 bytes + specials + merges), got {self.vocab}",
+                             param="vocab")
 
 
 def train_tokenizer(texts: Iterable[str], vocab: int):

@@ -92,7 +92,7 @@ def test_eval_bad_row(fx, work, change, match):
 def test_eval_multi_step_rows_need_input(fx, work):
     data = write_rows(work / "rows.jsonl", [fx["rows"][0], {k: v for k, v in fx["rows"][1].items() if k != "input"}])
     r = invoke("eval", "-m", fx["model"], "-a", fx["a1"], "-a", fx["a2"], "--multi-step", "-d", data)
-    assert_one_line_error(r, "row 2: --multi-step needs composition rows with a string 'input'")
+    assert_one_line_error(r, "row 2: multi-step needs composition rows with a string 'input'")
 
 
 @pytest.mark.parametrize("limit", [0, -1])
@@ -202,7 +202,7 @@ def test_judge_checks_before_loading_the_judge(fx, work):
     data = write_rows(work / "outs.jsonl", [{"task": "summarize+es", "input": "x", "output": "y"}])
     # a judge model that does not exist: the option error comes first
     r = invoke("judge", "-m", work / "no_judge", "-d", data, "--max-tokens", 0, "-o", "out")
-    assert_one_line_error(r, "--max-tokens and --batch-size must be at least 1")
+    assert_one_line_error(r, "--max-tokens must be at least 1, got 0")
     r = invoke("judge", "-m", fx["model"], "-d", work, "-o", "out")
     assert_one_line_error(r, "is a folder; give the file of outputs")
     nothing_written(work, ["outs.jsonl"])

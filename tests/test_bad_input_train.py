@@ -87,8 +87,8 @@ def test_calibrate_bad_numbers(tmp_path, existing, tiny_path, pair, data, opts, 
 
 
 PRETRAIN_BAD = FIT_BAD + [
-    (["--layers", "0"], "layers must be at least 1"), (["--hidden", "0"], "hidden must be at least 1"),
-    (["--heads", "0"], "heads must be at least 1"), (["--kv-heads", "0"], "kv_heads must be at least 1"),
+    (["--layers", "0"], "--layers must be at least 1"), (["--hidden", "0"], "--hidden must be at least 1"),
+    (["--heads", "0"], "--heads must be at least 1"), (["--kv-heads", "0"], "--kv-heads must be at least 1"),
     (["--heads", "3"], "must divide by heads 3"), (["--heads", "4", "--kv-heads", "3"], "heads by kv_heads 3"),
     (["--hidden", "8", "--heads", "8", "--kv-heads", "1"], "must be even"), (["--vocab", "10"], "vocab")]
 

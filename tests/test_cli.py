@@ -132,4 +132,4 @@ def test_generate_takes_the_task_the_calibration_was_trained_for(tmp_path, tiny_
 
 def test_generate_refuses_adapters_that_record_no_task(tiny_path, two_adapters):
     # raw text through an instruction-trained adapter prints an empty line; say what is missing
-    assert_clean_error(run("generate", "-m", tiny_path, "-a", two_adapters[0], "-p", "hi", ok=False), "give --task")
+    assert_clean_error(run("generate", "-m", tiny_path, "-a", two_adapters[0], "-p", "hi", ok=False), "--task not given")

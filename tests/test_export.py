@@ -258,7 +258,7 @@ def test_cli_fused_model_with_verify(world, tmp_path):
     (["--composition", "broken"], "expected NAME[:TASK]=ADAPTER"),
     (["--composition", "x:summarize+es=/no/such/folder"], "folder not found"),
     (["-t", "summarize+es", "--context", "4096"], "longer than"),
-    (["-t", "summarize+es", "--out", "Model.mlpackage"], "use --out Model"),
+    (["-t", "summarize+es", "--out", "Model.mlpackage"], "--out is a folder that will hold Model.mlpackage"),
     (["-t", "summarize"], "not a composition"),
     ([], "say which composition"),
 ])

@@ -65,7 +65,8 @@ def test_export_out_is_a_folder_and_nothing_is_written_beside_it(tmp_path, tiny_
     (other / "manifest.json").write_text('{"mine": 2}\n')
     before = snapshot(other)
     args = ["export", "coreml", "-m", tiny_path, "-a", two[0], "-t", "summarize+es", "--context", 16, "-q", "none"]
-    assert_error(run(*args, "--out", other / "T.mlpackage"), f"use --out {other / 'T'}")
+    assert_error(run(*args, "--out", other / "T.mlpackage"),
+                 "Error: --out is a folder that will hold Model.mlpackage", f"manifest.json: use {other / 'T'}")
     assert snapshot(other) == before
 
     # coremltools' temporary files: inside the export's own temporary folder, not the system's

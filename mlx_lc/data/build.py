@@ -230,7 +230,7 @@ def build(cfg: BuildConfig) -> dict:
     if unknown or not cfg.sources:
         raise MlxLcError(f"unknown source(s) {unknown}; choose from {', '.join(ALL_SOURCES)}")
     if cfg.limit is not None and cfg.limit < 1:
-        raise MlxLcError(f"--limit must be at least 1, got {cfg.limit}")
+        raise MlxLcError(f"limit must be at least 1, got {cfg.limit}", param="limit")
     t0 = time.time()
     ctx = _Ctx(cfg)
     single, tone_inputs = _load_single(ctx)

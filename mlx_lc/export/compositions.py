@@ -75,21 +75,23 @@ def parse(value: str) -> CompositionSpec:
     """Parse NAME[:TASK]=PATH[,PATH...]."""
     head, sep, paths = value.partition("=")
     if not sep or not head or not paths.strip(","):
-        raise MlxLcError(f"--composition {value!r}: expected NAME[:TASK]=ADAPTER[,ADAPTER...][,CALIBRATION]")
+        raise MlxLcError(f"composition {value!r}: expected NAME[:TASK]=ADAPTER[,ADAPTER...][,CALIBRATION]",
+                         param="composition")
     name, _, task = head.partition(":")
     spec = CompositionSpec(name=name, task=task or None)
     for p in filter(None, (s.strip() for s in paths.split(","))):
         path = Path(p)
         if not path.is_dir():
-            raise MlxLcError(f"--composition {name}: folder not found: {path}")
+            raise MlxLcError(f"composition {name}: folder not found: {path}", param="composition")
         if is_calibration(path):
             if spec.calibration is not None:
-                raise MlxLcError(f"--composition {name}: two calibrations given ({spec.calibration}, {path})")
+                raise MlxLcError(f"composition {name}: two calibrations given ({spec.calibration}, {path})",
+                                 param="composition")
             spec.calibration = path
         else:
             spec.adapters.append(path)
     if not spec.adapters:
-        raise MlxLcError(f"--composition {name}: give at least one adapter folder")
+        raise MlxLcError(f"composition {name}: give at least one adapter folder", param="composition")
     return spec
 
 
@@ -106,8 +108,7 @@ def resolve_task(spec: CompositionSpec) -> str:
             raise MlxLcError(f"composition {spec.name}: calibration {spec.calibration} was trained on several "
                              f"tasks ({', '.join(candidates)}); name one as NAME:TASK=...")
     if not candidates:
-        raise MlxLcError(f"composition {spec.name}: say which task it performs, e.g. "
-                         f"{spec.name}:summarize+es=... (or --task summarize+es)")
+        raise MlxLcError(f"composition {spec.name}: say which task it performs, e.g. summarize+es")
     task = tasks.get(candidates[0])
     if not isinstance(task, tasks.Composition):
         raise MlxLcError(f"composition {spec.name}: task {candidates[0]!r} is not a composition like summarize+es")

@@ -72,11 +72,11 @@ def load_model(model: str):
 
 
 def check_out_name(out: str | Path) -> None:
-    """--out is the folder that holds the package: one naming the package itself is the old form."""
+    """`out` is the folder that holds the package: one naming the package itself is the old form."""
     out = Path(out)
     if out.suffix == ".mlpackage":
-        raise MlxLcError(f"--out is a folder that will hold {PACKAGE}, the tokenizer files and manifest.json: "
-                         f"use --out {out.with_suffix('')}")
+        raise MlxLcError(f"out is a folder that will hold {PACKAGE}, the tokenizer files and manifest.json: "
+                         f"use {out.with_suffix('')}", param="out")
 
 
 @contextlib.contextmanager
@@ -109,10 +109,9 @@ def export(cfg: ExportConfig, progress: bool = True) -> dict:
     if cfg.quantize not in quantize.MODES:
         raise MlxLcError(f"unknown quantization {cfg.quantize!r}; choose from {', '.join(quantize.MODES)}")
     if cfg.max_new_tokens < 1:  # it goes into the manifest; the app would generate nothing
-        raise MlxLcError(f"--max-new-tokens must be at least 1, got {cfg.max_new_tokens}")
+        raise MlxLcError(f"max_new_tokens must be at least 1, got {cfg.max_new_tokens}", param="max_new_tokens")
     if not cfg.compositions:
-        raise MlxLcError("nothing to export: give --adapter/--calibration with --task, --fused with --task, "
-                         "or --composition NAME=...")
+        raise MlxLcError("nothing to export: the config holds no compositions")
     names = [c.name for c in cfg.compositions]
     if len(set(names)) != len(names):
         raise MlxLcError(f"composition names must be unique: {names}")
