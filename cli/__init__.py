@@ -20,20 +20,29 @@ from mlx_lc.errors import MlxLcError
 BLAS_HINT_AFTER_S = 10.0  # a command still running by then is one where a 30x slower BLAS matters
 
 
-def flag_words(e: MlxLcError, command: click.Command) -> str:
-    """The library's message with the flag `command` declares in place of the Python argument the
-    message starts with (MlxLcError.param): "max_tokens must be ..." -> "--max-tokens must be ...".
-    A message about an argument the command has no parameter for stays as the library wrote it."""
-    text, param = str(e), getattr(e, "param", None)
-    if not param or not re.match(rf"{re.escape(param)}\b", text):
-        return text
-    # the parameter's own name first, then an option whose flag spells the argument (--adapter: adapters)
+def _flag(param: str, command: click.Command) -> str | None:
+    """How `command` spells the Python argument `param`: its parameter's own name first, then an
+    option whose flag spells the argument (--adapter: adapters); None if it has neither."""
     for p in sorted(command.params, key=lambda p: p.name != param):
         if isinstance(p, click.Argument) and p.name == param:
-            return p.human_readable_name + text[len(param):]  # OUT
+            return p.human_readable_name  # OUT
         if isinstance(p, click.Option) and (p.name == param or
                                             param in (o.lstrip("-").replace("-", "_") for o in p.opts)):
-            return next((o for o in p.opts if o.startswith("--")), p.opts[0]) + text[len(param):]
+            return next((o for o in p.opts if o.startswith("--")), p.opts[0])
+    return None
+
+
+def flag_words(e: MlxLcError, command: click.Command) -> str:
+    """The library's message with the flag `command` declares in place of the Python argument the
+    message starts with (MlxLcError.param): "max_tokens must be ..." -> "--max-tokens must be ...",
+    and of each argument it mentions further on (MlxLcError.mentions, whole words only). A message
+    about an argument the command has no parameter for stays as the library wrote it."""
+    text, param = str(e), getattr(e, "param", None)
+    if param and re.match(rf"{re.escape(param)}\b", text) and (flag := _flag(param, command)):
+        text = flag + text[len(param):]
+    for name in getattr(e, "mentions", ()):
+        if flag := _flag(name, command):
+            text = re.sub(rf"(?<![\w./-]){re.escape(name)}(?![\w/-])", flag, text)
     return text
 
 

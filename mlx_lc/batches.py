@@ -128,9 +128,10 @@ def check_rows(train: Sequence[Example], valid: Sequence[Example], max_seq_len: 
         if c["rows"] and c["unscored"] == c["rows"]:
             rows = train if split == "train" else valid
             shortest = min(skip for _, skip in rows)
-            raise MlxLcError(f"none of the {c['rows']} {name} rows has a completion token within --max-seq-len "
+            raise MlxLcError(f"none of the {c['rows']} {name} rows has a completion token within max_seq_len "
                              f"{max_seq_len} (the shortest prompt has {shortest} tokens): nothing to "
-                             f"{'train' if split == 'train' else 'measure'} on; raise --max-seq-len or shorten the prompts")
+                             f"{'train' if split == 'train' else 'measure'} on; raise max_seq_len or shorten the prompts",
+                             mentions=("max_seq_len",))
     return counts
 
 
@@ -143,7 +144,7 @@ def cut_note(counts: dict) -> str | None:
     lost = counts["train"]["unscored"] + counts["valid"]["unscored"]
     verb = "has" if lost == 1 else "have"
     tail = f"; {lost} of them {verb} no completion token left and add{'s' if lost == 1 else ''} no loss" if lost else ""
-    return f"{cut} of {rows} rows were cut at --max-seq-len {counts['max_seq_len']} tokens{tail}"
+    return f"{cut} of {rows} rows were cut at the maximum sequence length ({counts['max_seq_len']} tokens){tail}"
 
 
 def evaluate_loss(model, examples: Sequence[Example], batch_size: int, max_seq_len: int, group,

@@ -68,7 +68,7 @@ def calibrate(model_path: str, adapter_paths: list[str | Path], data: str | Path
     cfg = cfg or CalibrateConfig()
     cfg.fit.validate()
     if len(adapter_paths) < 2:
-        raise MlxLcError("calibration composes at least two adapters: give --adapter twice (primary, secondary)")
+        raise MlxLcError(f"a calibration composes at least two adapters (primary, then secondary); got {len(adapter_paths)}")
     out = Path(out)
     with run_folder(out, "calibration", [model_path, *adapter_paths, data], resume) as tmp:
         model, tok = model_folder.load(model_path)

@@ -75,14 +75,14 @@ def load(ckpt: Path, model, opt, cfg, setup: dict, data: dict):
     for split, name in (("train", "training"), ("valid", "dev")):
         if split in state.get("data", {}) and state["data"][split] != data[split]:
             raise MlxLcError(f"cannot resume {ckpt}: the {name} data (as tokenized) differ from the data it was "
-                             "trained on; resume with the same data, or start over without --resume")
+                             "trained on; resume with the same data, or start over without resuming")
     if "files" in state:
         for name in FILES:
             path = ckpt / f"{name}.safetensors"
             if not path.is_file() or sha256(path) != state["files"].get(path.name):
                 what = "is missing" if not path.is_file() else "does not match the sha256 its state.json records"
                 raise MlxLcError(f"cannot resume {ckpt}: {path.name} {what} (a damaged or mixed checkpoint); "
-                                 "start over without --resume")
+                                 "start over without resuming")
     current, best = load_safetensors(ckpt / "current.safetensors"), load_safetensors(ckpt / "best.safetensors")
     # load_weights(strict=False) would take tensors of any shape (or none): a mismatch then
     # surfaced as a matmul error mid-run, or trained on silently.
@@ -101,7 +101,7 @@ def load(ckpt: Path, model, opt, cfg, setup: dict, data: dict):
             raise ValueError
     except (KeyError, TypeError, ValueError):
         raise MlxLcError(f"cannot resume {ckpt}: its state.json is incomplete or damaged; "
-                         "start over without --resume") from None
+                         "start over without resuming") from None
     model.load_weights(list(current.items()), strict=False)
     opt.state = tree_unflatten(list(load_safetensors(ckpt / "optimizer.safetensors").items()))
     if rng is not None:

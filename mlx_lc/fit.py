@@ -214,7 +214,7 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
         nonlocal best_val, best_step, bad, best
         # a weight can overflow before the loss shows it (the last step's update, or no dev split)
         if not _all_finite(dict(tree_flatten(model.trainable_parameters()))):
-            raise Diverged(f"training diverged: the weights hold non-finite values after step {it}; try a lower --lr")
+            raise Diverged(f"training diverged: the weights hold non-finite values after step {it}; try a lower lr", mentions=("lr",))
         if not valid:
             best, best_step = _snapshot(model), it
             return False
@@ -222,7 +222,7 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
         val = evaluate_loss(model, valid, cfg.batch_size, cfg.max_seq_len, group, loss)
         model.train()
         if not math.isfinite(val):
-            raise Diverged(f"training diverged: the dev loss is {val} at step {it}; try a lower --lr")
+            raise Diverged(f"training diverged: the dev loss is {val} at step {it}; try a lower lr", mentions=("lr",))
         history["valid"].append([it, val])
         if best_val is None or val < best_val - 1e-6:
             best_val, best_step, bad, best = val, it, 0, _snapshot(model)
@@ -253,7 +253,7 @@ def fit(model: nn.Module, train: Sequence[Example], valid: Sequence[Example], cf
             local = value.item() / size  # this rank's share of the global mean
             step_loss = mx.distributed.all_sum(mx.array(local), stream=mx.cpu).item() if size > 1 else local
             if not math.isfinite(step_loss):  # the same on every rank, so all of them stop here
-                raise Diverged(f"training diverged: the training loss is {step_loss} at step {it}; try a lower --lr")
+                raise Diverged(f"training diverged: the training loss is {step_loss} at step {it}; try a lower lr", mentions=("lr",))
             window_loss += step_loss
             window_n += 1
             if it % max(1, min(10, eval_every)) == 0 or it == total:

@@ -347,7 +347,7 @@ def run_dir(out: str | Path, *, kind: str, inputs=(), resume: bool = False):
         try:
             yield tmp
         except MlxLcError as e:  # say --out where a message names the temporary
-            raise MlxLcError(str(e).replace(str(tmp), str(out)), e.param) from None
+            raise MlxLcError(str(e).replace(str(tmp), str(out)), e.param, e.mentions) from None
         swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -170,7 +170,7 @@ def test_cut_rows_are_counted_and_recorded(tmp_path, tiny_path, data):
     out = tmp_path / "out"
     res = run("train-lora", "-m", tiny_path, "-d", src, "-o", out, "--iters", 1, *LORA, "--max-seq-len", 96)
     assert res.exit_code == 0, res.output
-    assert res.stderr.strip() == ("mlx-lc: 2 of 20 rows were cut at --max-seq-len 96 tokens; "
+    assert res.stderr.strip() == ("mlx-lc: 2 of 20 rows were cut at the maximum sequence length (96 tokens); "
                                   "1 of them has no completion token left and adds no loss"), res.stderr
     rows = json.loads((out / "adapter_config.json").read_text())["mlx_lc"]["result"]["rows"]
     assert rows == {"train": {"rows": 16, "cut": 2, "unscored": 1}, "valid": {"rows": 4, "cut": 0, "unscored": 0},

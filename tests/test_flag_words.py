@@ -72,6 +72,14 @@ def test_flag_words_keeps_what_it_cannot_place():
     assert flag_words(MlxLcError("model x"), cmd) == "model x"  # untagged
 
 
+def test_flag_words_places_the_arguments_a_message_mentions():
+    cmd = click.Command("c", params=[click.Option(["--max-tokens"]), click.Option(["--lr"])])
+    e = MlxLcError("loss nan at step 3 in data/lr_runs/max_tokens.jsonl; try a lower lr or max_tokens",
+                   mentions=("lr", "max_tokens", "top_p"))
+    assert flag_words(e, cmd) == "loss nan at step 3 in data/lr_runs/max_tokens.jsonl; try a lower --lr or --max-tokens"
+    assert str(e).endswith("try a lower lr or max_tokens")  # from Python: the arguments' names
+
+
 def _leading_text(node):
     if isinstance(node, ast.Constant):
         return node.value
