@@ -278,7 +278,7 @@ def combine(runs: list[dict], folders: list[str]) -> dict:
 
 
 def _lrs(cfg: dict) -> str:
-    lrs = cfg.get("calib_lr") or {}
+    lrs = {k: v for k, v in (cfg.get("calib_lr") or {}).items() if k in cfg.get("calibrations", [k])}
     return ", ".join(f"{k} {v}" for k, v in lrs.items()) if lrs else str(cfg["calib"]["lr"])
 
 
