@@ -42,7 +42,7 @@ def test_an_adapter_trained_in_a_worker_process_equals_one_trained_here(results,
     from mlx_lc.train import train_lora
 
     out, _ = results
-    work, cfg = out / "work" / "seed0", demo._seeded(demo.preset("test"))
+    work, cfg = out / "work" / "seed0", demo.seeded(demo.preset("test"))
     train_lora(str(work / "base"), work / "world" / "single" / "es", tmp_path / "es", cfg.lora, progress=False)
     here = load_safetensors(tmp_path / "es" / "adapters.safetensors")
     pooled = load_safetensors(work / "loras" / "es" / "adapters.safetensors")
@@ -108,7 +108,7 @@ def test_a_shipped_base_is_used_only_for_the_world_and_settings_it_was_made_for(
 
     out, _ = results
     work = out / "work" / "seed0"
-    cfg = demo._seeded(demo.preset("test"))
+    cfg = demo.seeded(demo.preset("test"))
     shipped = tmp_path / "shipped"
     shutil.copytree(work / "base", shipped)
     write_json(shipped / "fingerprint.json", demo.base_fingerprint(cfg, work / "world" / "corpus.txt"))
@@ -136,7 +136,7 @@ def test_the_shipped_base_was_made_for_the_default_and_quick_demos(name, tmp_pat
     settings change, rebuild it with scripts/build_demo_base.py (else the demo pretrains for ~45 min)."""
     shipped = demo.SHIPPED_BASE
     assert (shipped / "model.safetensors").stat().st_size > 1_000_000
-    cfg = demo._seeded(demo.preset(name))
+    cfg = demo.seeded(demo.preset(name))
     demo.build_world(cfg, tmp_path / "world", progress=False)
     want = demo.base_fingerprint(cfg, tmp_path / "world" / "corpus.txt")
     got = json.loads((shipped / "fingerprint.json").read_text())
@@ -279,7 +279,7 @@ def test_quick_is_the_default_run_restricted_to_summarize_es_and_the_methods_tha
 def test_the_shipped_loras_were_made_for_the_default_and_quick_demos(name, tmp_path):
     """mlx_lc/demo_loras must match what these demos train today (base, rows, settings); if any
     changes, rebuild them with scripts/build_demo_loras.py (else the demo trains them itself)."""
-    cfg = demo._seeded(demo.preset(name))
+    cfg = demo.seeded(demo.preset(name))
     demo.build_world(cfg, tmp_path / "world", progress=False)
     for task in ("summarize", "es"):
         shipped = demo.SHIPPED_LORAS / task
@@ -297,7 +297,7 @@ def test_a_shipped_lora_is_used_only_for_the_base_rows_and_settings_it_was_made_
 
     out, _ = results
     work = out / "work" / "seed0"
-    cfg = demo._seeded(demo.preset("test"))
+    cfg = demo.seeded(demo.preset("test"))
     shipped = tmp_path / "shipped"
     for task in ("summarize", "es"):
         shutil.copytree(work / "loras" / task, shipped / task)
@@ -341,7 +341,7 @@ def test_worker_processes_show_each_artifacts_step_loss_and_eta(results, tmp_pat
     only the count of finished artifacts."""
     out, _ = results
     work = out / "work" / "seed0"
-    cfg = demo._seeded(demo.preset("test"))
+    cfg = demo.seeded(demo.preset("test"))
     loras = {t: tmp_path / t for t in ("summarize", "es")}
     demo.run_jobs(demo.lora_jobs(cfg, work / "base", work / "world", loras, {}), 2, True, "LoRAs")
     err = capsys.readouterr().err

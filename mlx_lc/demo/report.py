@@ -10,11 +10,12 @@ import statistics
 import textwrap
 from pathlib import Path
 
-from . import tasks
-from .errors import MlxLcError
-from .io import atomic_write_text
-from .judge import PAPER_TABLE1
-from .world.judge import SLOTS
+from .. import plots, tasks
+from ..errors import MlxLcError
+from ..io import atomic_write_text
+from ..judge import PAPER_TABLE1
+from ..world.judge import SLOTS
+from .config import CALIBRATIONS, METHODS
 
 # The paper's Table 1 (judge.PAPER_TABLE1) under our method names; its LC row stands for both modes.
 _PAPER_NAMES = {"zero-shot": "zero-shot", "primary": "primary-task LoRA", "linear merge": "linear merge",
@@ -86,8 +87,6 @@ def targets(table: dict, groups: list[str]) -> list[dict]:
 
 
 def markdown(results: dict) -> str:
-    from .demo import METHODS
-
     table = aggregate(results)
     facts = aggregate(results, "fact_acc")
     metric = aggregate(results, "score")
@@ -222,8 +221,6 @@ def _lora_source(results: dict) -> str:
 
 
 def _not_run(results: dict) -> str:
-    from .demo import CALIBRATIONS
-
     cfg = results["config"]
     skipped = (["joint expert"] if not cfg.get("joint_expert", True) else []) + \
               [c for c in CALIBRATIONS if c not in cfg.get("calibrations", CALIBRATIONS)]
@@ -292,9 +289,6 @@ def _pct(x) -> str:
 
 
 def write_results(results: dict, out: Path) -> None:
-    from . import plots
-    from .demo import METHODS
-
     out.mkdir(parents=True, exist_ok=True)
     # where the run ran, kept so that a report rewritten elsewhere (--report-only) still says so
     results.setdefault("arch", platform.machine())
