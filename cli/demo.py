@@ -15,7 +15,9 @@ from .paths import out_folder
 
 
 @main.command()
-@click.option("--quick", "size", flag_value="quick", help="One sub-task (summarize+es), fewer training rows: about 5 minutes.")
+@click.option("--quick", "size", flag_value="quick",
+              help="The default run's summarize+es only, from the LoRAs mlx-lc ships for it: trains LC++ alone and "
+                   "scores it against merges and multi-step, about 5 minutes on 2 CPU cores.")
 @click.option("--default", "size", flag_value="default", default=True,
               help="One sub-task per task group (4): about 45 minutes on 2 CPU cores.")
 @click.option("--full", "size", flag_value="full", help="All 14 sub-tasks: about 2.5 hours on 2 CPU cores.")
@@ -25,8 +27,8 @@ from .paths import out_folder
 @click.option("--seeds", help="Several seeds, e.g. 0,1,2: results show mean ± std (overrides --seed).")
 @click.option("--subtask", "subtasks", multiple=True, help="Sub-tasks to run instead of the preset's, e.g. reply+de.")
 @click.option("--pretrain-base", is_flag=True,
-              help="Pretrain the base here (about 45 minutes at the default size) even where mlx-lc ships one "
-                   "made for this world and these settings.")
+              help="Pretrain the base here (about 45 minutes at the default size) and train every LoRA, even where "
+                   "mlx-lc ships ones made for this world and these settings.")
 @click.option("--jobs", "-j", type=click.IntRange(1), help="Adapters trained at once, one process each "
               "[default: 2 on a CPU with 2+ cores, 1 with a GPU].")
 @click.option("--report-only", is_flag=True, help="Rewrite the results folder of a finished run in --out from its "

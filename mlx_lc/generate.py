@@ -22,10 +22,6 @@ from .merge import MergeConfig, merge
 from .rows import encode_prompt
 
 
-# model_folder.load under its earlier name, for callers that still use it (demo.py).
-load_base = model_folder.load
-
-
 def recorded_task(adapter_paths: Sequence[str | Path] = (), calibration: str | Path | None = None) -> str | None:
     """The task or composition the adapters (or the calibration) were trained for, as their configs
     record it (mlx-lc writes the training data's task there); None when they record none, as PEFT

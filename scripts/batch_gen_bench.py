@@ -34,7 +34,8 @@ import numpy as np
 from mlx_lc import tasks
 from mlx_lc.adapters import LoRA, linear_shapes
 from mlx_lc.batch import generate
-from mlx_lc.generate import apply_lora, load_base
+from mlx_lc.generate import apply_lora
+from mlx_lc import model_folder
 from mlx_lc.rows import encode_prompt, read_jsonl
 
 
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
         cfg = demo.preset("default", subtasks=["summarize+es"])
         demo.build_world(cfg, Path(tmp.name), progress=False)
         data = Path(tmp.name) / "comp" / "summarize+es" / "test.jsonl"
-    model, tok = load_base(model_path)
+    model, tok = model_folder.load(model_path)
     model.eval()
     if args.rank:
         apply_lora(model, random_lora(model, args.rank))

@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args()
 
-    cfg = demo._seeded(demo.preset("default"))
+    cfg = demo.seeded(demo.preset("default"))
     work = args.work or Path(tempfile.mkdtemp(prefix="mlx-lc-base-"))
     world, base = work / "world", work / "base"
     if not (world / "corpus.txt").exists():

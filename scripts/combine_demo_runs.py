@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 import mlx_lc  # noqa: F401  (loads an optimised BLAS before mlx on Linux)
-from mlx_lc.demo_report import combine, write_results
+from mlx_lc.demo.report import combine, write_results
 from mlx_lc.errors import MlxLcError
 from mlx_lc.io import atomic_dir, read_json
 

@@ -42,7 +42,7 @@ def test_an_adapter_trained_in_a_worker_process_equals_one_trained_here(results,
     from mlx_lc.train import train_lora
 
     out, _ = results
-    work, cfg = out / "work" / "seed0", demo._seeded(demo.preset("test"))
+    work, cfg = out / "work" / "seed0", demo.seeded(demo.preset("test"))
     train_lora(str(work / "base"), work / "world" / "single" / "es", tmp_path / "es", cfg.lora, progress=False)
     here = load_safetensors(tmp_path / "es" / "adapters.safetensors")
     pooled = load_safetensors(work / "loras" / "es" / "adapters.safetensors")
@@ -108,7 +108,7 @@ def test_a_shipped_base_is_used_only_for_the_world_and_settings_it_was_made_for(
 
     out, _ = results
     work = out / "work" / "seed0"
-    cfg = demo._seeded(demo.preset("test"))
+    cfg = demo.seeded(demo.preset("test"))
     shipped = tmp_path / "shipped"
     shutil.copytree(work / "base", shipped)
     write_json(shipped / "fingerprint.json", demo.base_fingerprint(cfg, work / "world" / "corpus.txt"))
@@ -136,7 +136,7 @@ def test_the_shipped_base_was_made_for_the_default_and_quick_demos(name, tmp_pat
     settings change, rebuild it with scripts/build_demo_base.py (else the demo pretrains for ~45 min)."""
     shipped = demo.SHIPPED_BASE
     assert (shipped / "model.safetensors").stat().st_size > 1_000_000
-    cfg = demo._seeded(demo.preset(name))
+    cfg = demo.seeded(demo.preset(name))
     demo.build_world(cfg, tmp_path / "world", progress=False)
     want = demo.base_fingerprint(cfg, tmp_path / "world" / "corpus.txt")
     got = json.loads((shipped / "fingerprint.json").read_text())
@@ -263,3 +263,111 @@ def test_lc_sharing_probe_trains_each_form_on_a_finished_run(results):
     assert per_layer["params"] == demo.PRESETS["test"]["model"].layers * shared["params"]
     for r in (shared, per_layer):
         assert r["steps"] > 0 and 0.0 <= r["judge"] <= 1.0 and r["best_val"] > 0
+
+
+def test_quick_is_the_default_run_restricted_to_summarize_es_and_the_methods_that_make_the_point():
+    """--quick changes which sub-task and methods run, nothing any artifact depends on: so the
+    shipped LoRAs fit it, and its summarize+es LC++ is the default run's."""
+    quick, default = demo.preset("quick"), demo.preset("default")
+    assert quick.subtasks == ["summarize+es"] and quick.calibrations == ["lc++"] and not quick.joint_expert
+    same = lambda c: {k: v for k, v in vars(c).items() if k not in ("subtasks", "calibrations", "joint_expert")}  # noqa: E731
+    assert same(quick) == same(default)
+    with pytest.raises(MlxLcError, match="unknown calibration 'lc'"):
+        demo.preset("quick", calibrations=["lc"])
+
+
+@pytest.mark.parametrize("name", ["default", "quick"])
+def test_the_shipped_loras_were_made_for_the_default_and_quick_demos(name, tmp_path):
+    """mlx_lc/demo_loras must match what these demos train today (base, rows, settings); if any
+    changes, rebuild them with scripts/build_demo_loras.py (else the demo trains them itself)."""
+    cfg = demo.seeded(demo.preset(name))
+    demo.build_world(cfg, tmp_path / "world", progress=False)
+    for task in ("summarize", "es"):
+        shipped = demo.SHIPPED_LORAS / task
+        assert (shipped / "adapters.safetensors").stat().st_size > 100_000
+        want = demo.lora_fingerprint(cfg, demo.SHIPPED_BASE, tmp_path / "world" / "single" / task)
+        got = json.loads((shipped / "fingerprint.json").read_text())
+        assert got == want, "stale mlx_lc/demo_loras: run scripts/build_demo_loras.py"
+
+
+def test_a_shipped_lora_is_used_only_for_the_base_rows_and_settings_it_was_made_for(results, tmp_path):
+    import shutil
+    from dataclasses import replace
+
+    from mlx_lc.io import write_json
+
+    out, _ = results
+    work = out / "work" / "seed0"
+    cfg = demo.seeded(demo.preset("test"))
+    shipped = tmp_path / "shipped"
+    for task in ("summarize", "es"):
+        shutil.copytree(work / "loras" / task, shipped / task)
+        write_json(shipped / task / "fingerprint.json", demo.lora_fingerprint(cfg, work / "base", work / "world" / "single" / task))
+    quiet = dict(log=lambda *a: None, shipped=shipped)
+
+    loras = {"es": tmp_path / "a" / "es", "summarize": tmp_path / "a" / "summarize"}
+    assert demo.copy_shipped_loras(cfg, work / "base", work / "world", loras, **quiet) == ["es", "summarize"]
+    assert (loras["es"] / "adapters.safetensors").read_bytes() == (shipped / "es" / "adapters.safetensors").read_bytes()
+    assert demo.copy_shipped_loras(cfg, work / "base", work / "world", loras, **quiet) == []  # already there
+
+    fresh = {"es": tmp_path / "b" / "es"}
+    other = replace(cfg, lora=replace(cfg.lora, rank=2))
+    assert demo.copy_shipped_loras(other, work / "base", work / "world", fresh, **quiet) == []
+    assert demo.copy_shipped_loras(replace(cfg, use_shipped_base=False), work / "base", work / "world", fresh, **quiet) == []
+    world2 = tmp_path / "world2"
+    shutil.copytree(work / "world", world2)
+    with open(world2 / "single" / "es" / "train.jsonl", "a") as f:
+        f.write('{"prompt": "x", "completion": "y"}\n')
+    assert demo.copy_shipped_loras(cfg, work / "base", world2, fresh, **quiet) == []
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_worker_stderr_becomes_bar_states_and_lines():
+    import queue
+
+    q = queue.Queue()
+    w = demo.ToQueue(q, pid=7)
+    w.write("\rlora es:   0%|          | 0/6 [00:00<?, ?step/s]")
+    w.write("mlx-lc: 2 rows cut")
+    w.write(" at 64 tokens\n")
+    w.write("\rlora es: 100%|##########| 6/6 [00:03<00:00, 2.0step/s, loss=1.234]\n")
+    got = [q.get_nowait() for _ in range(q.qsize())]
+    assert got == [(7, "bar", "lora es:   0%|          | 0/6 [00:00<?, ?step/s]"),
+                   (7, "line", "mlx-lc: 2 rows cut at 64 tokens"),
+                   (7, "bar", "lora es: 100%|##########| 6/6 [00:03<00:00, 2.0step/s, loss=1.234]")]
+
+
+def test_worker_processes_show_each_artifacts_step_loss_and_eta(results, tmp_path, capsys):
+    """With --jobs 2 the progress carries each training's own bar (step/steps, loss, ETA), not
+    only the count of finished artifacts."""
+    out, _ = results
+    work = out / "work" / "seed0"
+    cfg = demo.seeded(demo.preset("test"))
+    loras = {t: tmp_path / t for t in ("summarize", "es")}
+    demo.run_jobs(demo.lora_jobs(cfg, work / "base", work / "world", loras, {}), 2, True, "LoRAs")
+    err = capsys.readouterr().err
+    assert "2/2" in err  # the artifacts' bar
+    for task in loras:
+        assert f"lora {task}" in err and "6/6" in err and "loss=" in err
+    assert "<" in err.split("lora es", 1)[1]  # tqdm's elapsed<remaining: the ETA
+
+
+def test_a_run_without_the_joint_expert_and_some_calibrations_reports_what_ran(results, tmp_path):
+    """The quick preset's shape on the test slice: only LC++ trains, no joint expert; the report
+    says what was left out, and the LoRAs of an earlier run's folder are reused."""
+    import shutil
+    from dataclasses import replace
+
+    out, _ = results
+    work = tmp_path / "work" / "seed0"
+    cfg = replace(demo.preset("test"), calibrations=["lc++"], joint_expert=False)
+    shutil.copytree(out / "work" / "seed0" / "world", work / "world")
+    shutil.copytree(out / "work" / "seed0" / "base", work / "base")
+    shutil.copytree(out / "work" / "seed0" / "loras", work / "loras")
+    res = demo.run(cfg, tmp_path, progress=False, log=lambda *a: None, label="test", workers=1)
+    run = res["runs"][0]
+    assert set(run["scores"]["summarize+es"]) == set(demo.METHODS) - {"joint expert", "lc-scale", "lc-bias"}
+    assert run["lora_source"] == {"summarize": "trained", "es": "trained"}
+    assert "joint expert" not in run["params"] and not (work / "joint").exists()
+    md = (tmp_path / "results.md").read_text()
+    assert "Not run in this preset: joint expert, lc-scale, lc-bias." in md and "| lc++ |" in md

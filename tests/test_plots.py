@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from mlx_lc import demo_report, plots
+from mlx_lc import plots
+from mlx_lc.demo import report as demo_report
 
 ROOT = Path(__file__).resolve().parents[1]
 plt = plots._pyplot(warn=False)

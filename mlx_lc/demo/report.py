@@ -10,11 +10,12 @@ import statistics
 import textwrap
 from pathlib import Path
 
-from . import tasks
-from .errors import MlxLcError
-from .io import atomic_write_text
-from .judge import PAPER_TABLE1
-from .world.judge import SLOTS
+from .. import plots, tasks
+from ..errors import MlxLcError
+from ..io import atomic_write_text
+from ..judge import PAPER_TABLE1
+from ..world.judge import SLOTS
+from .config import CALIBRATIONS, METHODS
 
 # The paper's Table 1 (judge.PAPER_TABLE1) under our method names; its LC row stands for both modes.
 _PAPER_NAMES = {"zero-shot": "zero-shot", "primary": "primary-task LoRA", "linear merge": "linear merge",
@@ -86,8 +87,6 @@ def targets(table: dict, groups: list[str]) -> list[dict]:
 
 
 def markdown(results: dict) -> str:
-    from .demo import METHODS
-
     table = aggregate(results)
     facts = aggregate(results, "fact_acc")
     metric = aggregate(results, "score")
@@ -107,7 +106,8 @@ def markdown(results: dict) -> str:
         + _base_source(results) + f". LoRAs: rank {cfg['lora']['rank']}, scale {cfg['lora']['scale']}, "
         f"lr {cfg['lora']['fit']['lr']}, {cfg['n_single']:,} rows x {cfg['lora']['fit']['epochs']:g} epochs per task; "
         f"joint experts and calibrations: {cfg['n_comp']:,} rows x {cfg.get('joint_epochs', cfg['lora']['fit']['epochs']):g} "
-        f"and {cfg['calib']['epochs']:g} epochs per sub-task, calibration lr {_lrs(cfg)}; all early-stopped on the dev split.",
+        f"and {cfg['calib']['epochs']:g} epochs per sub-task, calibration lr {_lrs(cfg)}; all early-stopped on the dev split."
+        + _lora_source(results) + _not_run(results),
         "",
         "## Judge pass % per task group (ours, paper in brackets)", "",
         "| method | extra params | passes | " + " | ".join(groups) + " |",
@@ -181,7 +181,10 @@ def markdown(results: dict) -> str:
     lines += ["", "## Training (seed %d): steps run, best dev step, dev loss" % run0["seed"], "",
               "| artifact | steps | best step | best dev loss | tokens/s | seconds |", "|---|---|---|---|---|---|"]
     shipped = " (shipped; when built)" if run0.get("base_source") == "shipped" else ""
-    rows = [(f"base (pretrain){shipped}", tr["pretrain"])] + [(f"LoRA {n}", r) for n, r in tr["loras"].items()] + \
+    lora_src = run0.get("lora_source", {})
+    rows = [(f"base (pretrain){shipped}", tr["pretrain"])] + \
+           [(f"LoRA {n}" + (" (shipped; when built)" if lora_src.get(n) == "shipped" else ""), r)
+            for n, r in tr["loras"].items()] + \
            [(f"joint {n}", r) for n, r in tr["joint"].items()] + \
            [(f"{label} {n}", r) for n, d in tr["calibrations"].items() for label, r in d.items()]
     for name, r in rows:
@@ -203,6 +206,25 @@ def _base_source(results: dict) -> str:
     if not shipped:
         return " in this run" if len(made) == 1 else ", a new base per seed"
     return f" (seed{_s(shipped)} {', '.join(map(str, shipped))}: {where}, copied; seed{_s(made)} {', '.join(map(str, made))}: pretrained)"
+
+
+def _lora_source(results: dict) -> str:
+    """Which single-task LoRAs each seed copied from mlx_lc/demo_loras instead of training."""
+    by_seed = {r["seed"]: [n for n, src in r.get("lora_source", {}).items() if src == "shipped"] for r in results["runs"]}
+    shipped = {s: names for s, names in by_seed.items() if names}
+    if not shipped:
+        return ""
+    where = "shipped in mlx_lc/demo_loras, made by scripts/build_demo_loras.py with these settings; this run copied them"
+    if len(by_seed) == 1:
+        return f" Single-task LoRAs {', '.join(next(iter(shipped.values())))}: {where}."
+    return " " + "; ".join(f"seed {s}: LoRAs {', '.join(n)} {where}" for s, n in shipped.items()) + "."
+
+
+def _not_run(results: dict) -> str:
+    cfg = results["config"]
+    skipped = (["joint expert"] if not cfg.get("joint_expert", True) else []) + \
+              [c for c in CALIBRATIONS if c not in cfg.get("calibrations", CALIBRATIONS)]
+    return f" Not run in this preset: {', '.join(skipped)}." if skipped else ""
 
 
 def _s(xs: list) -> str:
@@ -253,7 +275,7 @@ def combine(runs: list[dict], folders: list[str]) -> dict:
 
 
 def _lrs(cfg: dict) -> str:
-    lrs = cfg.get("calib_lr") or {}
+    lrs = {k: v for k, v in (cfg.get("calib_lr") or {}).items() if k in cfg.get("calibrations", [k])}
     return ", ".join(f"{k} {v}" for k, v in lrs.items()) if lrs else str(cfg["calib"]["lr"])
 
 
@@ -267,9 +289,6 @@ def _pct(x) -> str:
 
 
 def write_results(results: dict, out: Path) -> None:
-    from . import plots
-    from .demo import METHODS
-
     out.mkdir(parents=True, exist_ok=True)
     # where the run ran, kept so that a report rewritten elsewhere (--report-only) still says so
     results.setdefault("arch", platform.machine())
