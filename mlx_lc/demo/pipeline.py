@@ -131,10 +131,10 @@ def _check_reuse(cfg: DemoConfig, work: Path) -> None:
     version = json.loads(bench.read_text()).get("version", 1) if bench.exists() else VERSION
     if version != VERSION:
         raise MlxLcError(f"{work / 'world'} was written by an older mlx-lc (world version {version}, now "
-                         f"{VERSION}); use a new --out or delete it")
+                         f"{VERSION}); use a new out folder or delete it")
     stamp, now = work / "demo_config.json", jsonable(asdict(cfg))
     if stamp.exists() and json.loads(stamp.read_text()) != now:
-        raise MlxLcError(f"{work} holds artifacts of another demo configuration; use a new --out or delete it")
+        raise MlxLcError(f"{work} holds artifacts of another demo configuration; use a new out folder or delete it")
     work.mkdir(parents=True, exist_ok=True)
     atomic_write_text(stamp, json.dumps(now, indent=2))
 
