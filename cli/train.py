@@ -35,7 +35,7 @@ def fit_options(lr: float, batch_size: int, max_seq_len: int = 512, epochs: floa
                      help="Stop after this many evaluations without a better dev loss."),
         click.option("--group-by-length", is_flag=True,
                      help="Batch rows of similar length: less padding, faster steps. Hurts where length tracks "
-                          "the kind of row (batches of one kind; README)."),
+                          "the kind of row (batches of one kind; docs/EXPERIMENTS.md)."),
         click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
     ]

@@ -27,7 +27,7 @@ def corpus_examples(tokenizer, text: str, seq_len: int) -> list[Example]:
 
     A document is split only when it is longer than a window. Cutting one stream into fixed
     windows instead puts most of a dialogue's last turn in another window than the turns it
-    restates, and a model never sees the reason to copy from its context (README, demo)."""
+    restates, and a model never sees the reason to copy from its context (docs/EXPERIMENTS.md)."""
     docs = [d.strip() for d in (text.split("\n\n") if "\n\n" in text else text.splitlines()) if d.strip()]
     if not docs:
         raise MlxLcError("the corpus is empty")

@@ -32,7 +32,7 @@ class DemoConfig:
     seed: int = 0
     n_single: int = 1500  # training rows per single task
     # Training rows per sub-task (calibration and joint expert). The paper calibrates on ~10,000.
-    # Probes (README): 5 epochs over 800 rows left LC++ on reply+fr at judge 6% (10 epochs: 9%,
+    # Probes (docs/EXPERIMENTS.md): 5 epochs over 800 rows left LC++ on reply+fr at judge 6% (10 epochs: 9%,
     # dev loss best at step 372 of 500); 2 epochs over 2,400 fresh rows, 300 steps, reached 29%
     # (summarize+professional: 72%, 79% and 84%). Fresh frames, not more passes, are what it lacked.
     # Then steps: on summarize+es, 2, 3 and 4 epochs over the 2,400 rows gave LC++ 39%, 47% and 76%
@@ -45,10 +45,10 @@ class DemoConfig:
     # so sequences are ~35% shorter than at 768 tokens and the model does not have to learn spelling.
     # Reading the context is what every task here needs, and it is what a tiny base learns last:
     # on pure copying data this shape needs ~1,400 steps of 32 rows (scripts/copy_probe.py), and lr
-    # 3e-3 stalled it where 1e-3 did not. Probes on this world (README): 2 heads sharing one KV head
+    # 3e-3 stalled it where 1e-3 did not. Probes on this world (docs/EXPERIMENTS.md): 2 heads sharing one KV head
     # showed no context use in up to 1,200 steps; 4 full heads did in 3 of 6 runs at lr 3e-3 on the
     # old corpus; with the corpus's scene lines (world.dataset.corpus_documents) and lr 1e-3 held
-    # constant, after 1,000 steps, its gap growing through 10,000 (README); hence SHIPPED_BASE below.
+    # constant, after 1,000 steps, its gap growing through 10,000 (docs/EXPERIMENTS.md); hence SHIPPED_BASE below.
     model: TinyConfig = field(default_factory=lambda: TinyConfig(hidden=96, layers=3, vocab=2048, heads=4,
                                                                  kv_heads=4, seed=0))
     pretrain: FitConfig = field(default_factory=lambda: FitConfig(
@@ -61,7 +61,7 @@ class DemoConfig:
     lora: LoRAConfig = field(default_factory=lambda: LoRAConfig(
         rank=8, scale=2.0, dropout=0.0, fit=FitConfig(lr=2e-3, batch_size=16, epochs=5.0, patience=3,
                                                       val_examples=100)))
-    # Calibrations on 800 rows of summarize+es (README): LC++ dev loss 0.40 after 1.5 epochs at 5e-3,
+    # Calibrations on 800 rows of summarize+es (docs/EXPERIMENTS.md): LC++ dev loss 0.40 after 1.5 epochs at 5e-3,
     # 0.14 after 4 (0.36 at 1e-2); LC scale barely moves at 5e-3 (0.71 -> 0.69; its p starts at 1
     # and must grow several-fold), 0.52 at 3e-2; LC bias diverged at 3e-2 (its p multiplies the sum
     # of the inputs). So one budget, and a learning rate per variant.

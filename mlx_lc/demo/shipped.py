@@ -13,7 +13,7 @@ from ..tiny import write_tiny_model
 from ..pretrain import PretrainConfig, pretrain
 from .config import DemoConfig, jsonable
 
-# Reading the dialogue is the skill a tiny base learns last (README, scripts/copy_probe.py): the
+# Reading the dialogue is the skill a tiny base learns last (docs/EXPERIMENTS.md, scripts/copy_probe.py): the
 # default base needs ~10,000 steps, about 50 minutes on one core, for its gap to reach ~1.8 nats.
 # So mlx-lc ships that base (1.9 MB, made by scripts/build_demo_base.py with the code below) and
 # the demo starts from it when the world's corpus, the model and the pretraining settings are

@@ -76,7 +76,7 @@ def corpus_documents(rng: random.Random, n: int, exclude: set) -> list[str]:
     Why mostly dialogues, and why the scene line: every task needs the model to copy names, places
     and times from its context, the skill a tiny base learns last (scripts/copy_probe.py). The
     scene line gives each dialogue facts to repeat from earlier text, so copying pays off on many
-    more tokens; probes showed context use after 1,000 steps with it and none without (README).
+    more tokens; probes showed context use after 1,000 steps with it and none without (docs/EXPERIMENTS.md).
     The line comes before the dialogue, so the base never sees a dialogue followed by its summary."""
     registers = [(lang, None) for lang in LANGS] + [("en", tone) for tone in TONES]
     docs = []
