@@ -4,6 +4,7 @@ data-parallel: mlx.launch --backend ring -n 2 $(which mlx-lc) train-lora ..."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -47,9 +48,12 @@ def fit_options(lr: float, batch_size: int, max_seq_len: int = 512, epochs: floa
     return deco
 
 
-def _fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience, group_by_length):
-    fit = FitConfig(lr=lr, batch_size=batch_size, iters=iters, epochs=epochs, max_seq_len=max_seq_len, seed=seed,
-                    eval_every=eval_every, patience=patience, group_by_length=group_by_length)
+def _fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience, group_by_length,
+                base: FitConfig | None = None):
+    """The command's options over `base` (a library default, e.g. calibrate's), else FitConfig's."""
+    fit = replace(base or FitConfig(), lr=lr, batch_size=batch_size, iters=iters, epochs=epochs,
+                  max_seq_len=max_seq_len, seed=seed, eval_every=eval_every, patience=patience,
+                  group_by_length=group_by_length)
     for name, what in fit.problems()[:1]:  # FitConfig's own checks, under the option's name
         raise click.BadParameter(what, param_hint="--" + name.replace("_", "-"))
     return fit
@@ -126,7 +130,7 @@ def calibrate(model, adapters, variant, mode, rank, data, out, lr, iters, epochs
     """
     cfg = CalibrateConfig(calibration=CalibrationConfig(variant, mode, rank, seed),
                           fit=_fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience,
-                                          group_by_length))
+                                          group_by_length, DEFAULT_FIT))
     _report(run_calibrate(model, list(adapters), data, out, cfg, resume=resume, progress=not quiet), out, "calibration")
 
 

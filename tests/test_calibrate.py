@@ -118,3 +118,18 @@ def test_a_calibration_alone_drives_generate_fold_and_fuse(tmp_path, tiny_path, 
     assert r.exit_code != 0 and "is not the base model" in r.output and len(r.output.strip().splitlines()) == 1
     r = run("fuse", "-c", cal, "-a", pair[0], "-a", pair[0], "-o", "fused")
     assert r.exit_code != 0 and "trained for other adapters" in r.output and not (elsewhere / "fused").exists()
+
+
+def test_calibrate_cli_defaults_are_the_library_defaults(tmp_path, tiny_path, pair, comp_data):
+    """No tuning flag: the run records exactly calibrate.DEFAULT_FIT (the demo's LC++ settings),
+    apart from the step count given here, and the default variant and rank."""
+    from dataclasses import asdict
+
+    from mlx_lc.calibrate import DEFAULT_CALIBRATION, DEFAULT_FIT
+
+    r = CliRunner().invoke(main, ["calibrate", "-m", str(tiny_path), "-a", str(pair[0]), "-a", str(pair[1]),
+                                  "-d", str(comp_data), "-o", str(tmp_path / "c"), "--iters", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((tmp_path / "c" / calibration.CONFIG).read_text())
+    assert cfg["train"]["fit"] == {**asdict(DEFAULT_FIT), "iters": 1}
+    assert (cfg["variant"], cfg["rank"]) == (DEFAULT_CALIBRATION.variant, DEFAULT_CALIBRATION.rank)
