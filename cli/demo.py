@@ -17,7 +17,7 @@ from .paths import out_folder
 @main.command()
 @click.option("--quick", "size", flag_value="quick",
               help="The default run's summarize+es only, from the LoRAs mlx-lc ships for it: trains LC++ alone and "
-                   "scores it against merges and multi-step, about 5 minutes on 2 CPU cores.")
+                   "scores it against merges and multi-step, 5 to 12 minutes on 2 CPU cores.")
 @click.option("--default", "size", flag_value="default", default=True,
               help="One sub-task per task group (4): about 45 minutes on 2 CPU cores.")
 @click.option("--full", "size", flag_value="full", help="All 14 sub-tasks: about 2.5 hours on 2 CPU cores.")

@@ -53,3 +53,17 @@ def make_adapter(tmp_path, tiny_model):
         lora = random_lora(tiny_model[0], name=name, **kw)
         return write_mlx(lora, tmp_path / name)
     return make
+
+
+def pair_with_calibration(root, model):
+    """Two random rank-4 adapter folders under `root` and an LC-scale calibration of their linear
+    merge (p = 1: the merge itself): what the bad-input tests break one file of."""
+    from mlx_lc import adapters, calibration
+    from mlx_lc.calibration import Calibration, CalibrationConfig
+    from mlx_lc.merge import merge
+
+    a1, a2 = (write_mlx(random_lora(model, seed=s, rank=4), root / f"task{s}") for s in (1, 2))
+    merged = merge(adapters.load_for(model, [a1, a2]))
+    cal = calibration.save(Calibration(CalibrationConfig("lc", "scale"), calibration.module_shapes(merged)),
+                           merged, root / "calib")
+    return a1, a2, cal

@@ -13,14 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlx_lc import adapters, calibration
-from mlx_lc.calibration import Calibration, CalibrationConfig
 from mlx_lc.cli import main
-from mlx_lc.merge import merge
 from mlx_lc.model_folder import context_length
 
 import toy_data
-from conftest import random_lora
+from conftest import pair_with_calibration
 from clirun import assert_one_line_error
 
 MARKER = "ran_folder_code"
@@ -124,10 +121,7 @@ def fx(tmp_path_factory, tiny_path, tiny_model):
     broken copy of the tiny model folder per case (each in its own parent, for its marker)."""
     root = tmp_path_factory.mktemp("bad_model")
     model = tiny_model[0]
-    a1, a2 = (adapters.write_mlx(random_lora(model, seed=s, rank=4), root / f"task{s}") for s in (1, 2))
-    merged = merge(adapters.load_for(model, [a1, a2]))
-    calib = calibration.save(Calibration(CalibrationConfig("lc", "scale"), calibration.module_shapes(merged)),
-                             merged, root / "calib")
+    a1, a2, calib = pair_with_calibration(root, model)
     data = toy_data.write(root / "sum", "summarize", 8, 2)
     rows = root / "rows.jsonl"
     rows.write_text("".join(json.dumps(toy_data.row("summarize+es", i)) + "\n" for i in range(2)))

@@ -15,12 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from mlx_lc import adapters, calibration
-from mlx_lc.calibration import Calibration, CalibrationConfig
 from mlx_lc.cli import main
-from mlx_lc.merge import merge
 
 import toy_data
-from conftest import random_lora
+from conftest import pair_with_calibration
 from clirun import assert_one_line_error
 
 MOD = "model.layers.0.self_attn.q_proj"  # the module every tensor edit below touches
@@ -36,10 +34,7 @@ def fx(tmp_path_factory, tiny_path, tiny_model):
     pair can be folded with it), and a little compositional data for calibrate."""
     root = tmp_path_factory.mktemp("bad_numbers")
     model = tiny_model[0]
-    a1, a2 = (adapters.write_mlx(random_lora(model, seed=s, rank=4), root / f"task{s}") for s in (1, 2))
-    merged = merge(adapters.load_for(model, [a1, a2]))
-    cal = calibration.save(Calibration(CalibrationConfig("lc", "scale"), calibration.module_shapes(merged)),
-                           merged, root / "calib")
+    a1, a2, cal = pair_with_calibration(root, model)
     cfg = json.loads((cal / calibration.CONFIG).read_text())
     (cal / calibration.CONFIG).write_text(json.dumps({**cfg, "sources": []}))
     comp = toy_data.write(root / "comp", "summarize+es", 8, 4)

@@ -53,7 +53,7 @@ def run_jobs(jobs: list[tuple[str, tuple]], workers: int, progress: bool, desc: 
     os.environ["OPENBLAS_NUM_THREADS"] = "1"  # read by each worker's BLAS at start-up
     try:
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(queue,)) as pool, \
-                tqdm(total=len(jobs), desc=f"{desc} ({workers} processes)", unit="artifact",
+                tqdm(total=len(jobs), desc=f"{desc} ({workers} process{'es' if workers != 1 else ''})", unit="artifact",
                      disable=not progress, dynamic_ncols=True) as bar, \
                 WorkerLines(progress, first=bar.pos + 1 if progress else 1) as lines:
             pending = {pool.submit(_train, kind, args, progress): _job_out(kind, args) for kind, args in jobs}
