@@ -3,7 +3,13 @@
 Importing mlx_lc first loads an optimised BLAS on Linux so mlx's CPU matmuls run fast.
 """
 
+import os
+
 from . import _blas
+
+# transformers (the tokenizers' home) warns on import that PyTorch is missing; mlx-lc never uses
+# PyTorch, and the line would break a command's one-line error.
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 _blas.preload()
 
