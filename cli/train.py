@@ -13,10 +13,10 @@ import mlx.core as mx
 from mlx_lc.calibrate import DEFAULT_CALIBRATION, DEFAULT_FIT, CalibrateConfig, calibrate as run_calibrate
 from mlx_lc.calibration import CalibrationConfig
 from mlx_lc.errors import MlxLcError
-from mlx_lc.fit import FitConfig
+from mlx_lc.training.fit import FitConfig
 from mlx_lc.tiny import TinyConfig
-from mlx_lc.pretrain import PretrainConfig, pretrain_new
-from mlx_lc.train import LoRAConfig, train_lora as run_train_lora
+from mlx_lc.training.pretrain import PretrainConfig, pretrain_new
+from mlx_lc.training.train import LoRAConfig, train_lora as run_train_lora
 
 from . import main
 from .paths import out_folder

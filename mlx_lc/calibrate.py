@@ -18,12 +18,12 @@ from . import calibration as calib_io
 from . import model_folder
 from .calibration import Calibration, CalibrationConfig
 from .errors import MlxLcError
-from .fit import FitConfig, FitResult, fit, run_folder
+from .training.fit import FitConfig, FitResult, fit, run_folder
 from .io import sha256
 from .merge import MergeConfig, merge
 from .model_folder import model_id
 from .outputs import move_into
-from .rows import encode_rows, load_splits
+from .training.rows import encode_rows, load_splits
 
 # The settings the demo measured LC++ with (rank 4; README, results/): on its summarize+es task,
 # 4 epochs at lr 5e-3, batch 16, scored judge 76%, where lc at 1 epoch, lr 5e-4, batch 4 scored 0%.

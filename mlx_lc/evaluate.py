@@ -19,7 +19,7 @@ from . import batch, model_folder, tasks
 from .errors import MlxLcError
 from .generate import apply_lora, compose, remove_adapters
 from .merge import MergeConfig
-from .rows import encode_prompt, read_jsonl
+from .training.rows import encode_prompt, read_jsonl
 from .world.frames import Frame
 from .world.judge import judge, target
 

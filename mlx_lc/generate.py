@@ -19,7 +19,7 @@ from . import tasks
 from .adapters import LoRA
 from .errors import MlxLcError
 from .merge import MergeConfig, merge
-from .rows import encode_prompt
+from .training.rows import encode_prompt
 
 
 def recorded_task(adapter_paths: Sequence[str | Path] = (), calibration: str | Path | None = None) -> str | None:

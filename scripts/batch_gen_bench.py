@@ -36,7 +36,7 @@ from mlx_lc.adapters import LoRA, linear_shapes
 from mlx_lc.batch import generate
 from mlx_lc.generate import apply_lora
 from mlx_lc import model_folder
-from mlx_lc.rows import encode_prompt, read_jsonl
+from mlx_lc.training.rows import encode_prompt, read_jsonl
 
 
 def loop_generate(model, tokenizer, prompts: list[list[int]], max_tokens: int, batch_size: int) -> list[list[int]]:

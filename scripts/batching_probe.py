@@ -24,10 +24,10 @@ import mlx_lc  # noqa: F401  (loads OpenBLAS before mlx)
 import numpy as np
 
 from mlx_lc import model_folder
-from mlx_lc.batches import batch_order
-from mlx_lc.fit import FitConfig, fit
-from mlx_lc.rows import encode_rows, load_splits
-from mlx_lc.train import LoRAConfig, add_lora
+from mlx_lc.training.batches import batch_order
+from mlx_lc.training.fit import FitConfig, fit
+from mlx_lc.training.rows import encode_rows, load_splits
+from mlx_lc.training.train import LoRAConfig, add_lora
 
 
 def padding_share(lengths: np.ndarray, batch: int, steps: range, grouped: bool, seed: int) -> float:

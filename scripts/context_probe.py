@@ -17,9 +17,9 @@ from pathlib import Path
 from context_use import context_use, describe, read_dialogues
 
 from mlx_lc import model_folder
-from mlx_lc.fit import FitConfig, fit
+from mlx_lc.training.fit import FitConfig, fit
 from mlx_lc.tiny import TinyConfig, write_tiny_model
-from mlx_lc.pretrain import corpus_examples
+from mlx_lc.training.pretrain import corpus_examples
 
 
 def main():

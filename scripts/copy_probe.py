@@ -24,7 +24,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from mlx_lc.fit import FitConfig, fit
+from mlx_lc.training.fit import FitConfig, fit
 from mlx_lc.tiny import TinyConfig, build_tiny
 
 

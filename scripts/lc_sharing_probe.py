@@ -33,10 +33,10 @@ from mlx_lc.adapters import split_path
 from mlx_lc.demo import CALIB_FIT
 from mlx_lc.errors import MlxLcError
 from mlx_lc.evaluate import generate_batch, score, summarize
-from mlx_lc.fit import fit
+from mlx_lc.training.fit import fit
 from mlx_lc.io import read_json
 from mlx_lc.merge import MergeConfig, merge
-from mlx_lc.rows import encode_rows, load_splits, read_jsonl
+from mlx_lc.training.rows import encode_rows, load_splits, read_jsonl
 
 FORMS = {"shared": (C.CalibrationConfig("lc", "scale"), 3e-2),
          "per-layer": (C.CalibrationConfig("lc", "scale"), 3e-2),

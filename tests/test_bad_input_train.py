@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from mlx_lc.cli import main
 from mlx_lc.errors import MlxLcError
-from mlx_lc.fit import FitConfig, fit
+from mlx_lc.training.fit import FitConfig, fit
 from mlx_lc.tiny import TinyConfig, write_tiny_model
-from mlx_lc.train import LoRAConfig, train_lora
+from mlx_lc.training.train import LoRAConfig, train_lora
 
 import toy_data
 from conftest import random_lora

@@ -16,11 +16,11 @@ from mlx_lc import adapters, calibration
 from mlx_lc.calibrate import CalibrateConfig, prepare
 from mlx_lc.calibration import CalibrationConfig
 from mlx_lc.cli import main
-from mlx_lc.fit import FitConfig, fit
+from mlx_lc.training.fit import FitConfig, fit
 from mlx_lc.generate import apply_lora
 from mlx_lc.io import sha256
 from mlx_lc.merge import merge
-from mlx_lc.rows import encode_rows, load_splits
+from mlx_lc.training.rows import encode_rows, load_splits
 
 import toy_data
 from conftest import random_lora

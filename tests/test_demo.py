@@ -39,7 +39,7 @@ def test_an_adapter_trained_in_a_worker_process_equals_one_trained_here(results,
     import mlx.core as mx
 
     from mlx_lc.io import load_safetensors
-    from mlx_lc.train import train_lora
+    from mlx_lc.training.train import train_lora
 
     out, _ = results
     work, cfg = out / "work" / "seed0", demo.seeded(demo.preset("test"))

@@ -53,7 +53,7 @@ def test_one_batched_path_equals_one_prompt_generation(tiny_path):
     stop at EOS as it does."""
     from mlx_lc.batch import generate as batch_generate
     from mlx_lc.generate import generate
-    from mlx_lc.rows import encode_prompt
+    from mlx_lc.training.rows import encode_prompt
 
     model, tok = mlx_lm.load(str(tiny_path))  # its own tokenizer: an EOS is added below
     apply_lora(model, random_lora(model, seed=5, rank=4, std=0.3))

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from mlx_lc.cli import main
-from mlx_lc.fit import FitConfig
-from mlx_lc.train import LoRAConfig, train_lora
+from mlx_lc.training.fit import FitConfig
+from mlx_lc.training.train import LoRAConfig, train_lora
 
 import toy_data
 from clirun import assert_error_last as assert_clean_error

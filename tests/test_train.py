@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from mlx.utils import tree_flatten
 
 from mlx_lc import adapters, model_folder
-from mlx_lc.batches import batch_order, collate, iterate_batches, masked_loss
+from mlx_lc.training.batches import batch_order, collate, iterate_batches, masked_loss
 from mlx_lc.cli import main
 from mlx_lc.errors import MlxLcError
-from mlx_lc.fit import FitConfig, fit
-from mlx_lc.rows import encode_rows, load_splits
-from mlx_lc.train import LoRAConfig, add_lora, train_lora
+from mlx_lc.training.fit import FitConfig, fit
+from mlx_lc.training.rows import encode_rows, load_splits
+from mlx_lc.training.train import LoRAConfig, add_lora, train_lora
 
 import toy_data
 
@@ -141,7 +141,7 @@ def test_pretrain_trains_every_weight(tmp_path):
 
 def test_corpus_windows_keep_documents_whole(tiny_model):
     """Pretraining windows never cut a document that fits in one, and lose no token."""
-    from mlx_lc.pretrain import corpus_examples
+    from mlx_lc.training.pretrain import corpus_examples
 
     _, tok = tiny_model
     docs = [toy_data.row("summarize", i)["input"] for i in range(40)] + ["word " * 150]  # the last one: too long
@@ -158,7 +158,7 @@ def test_corpus_windows_keep_documents_whole(tiny_model):
 
 
 def test_loss_on_scored_positions_equals_full_logits(tiny_model):
-    from mlx_lc.batches import masked_loss, scored_positions
+    from mlx_lc.training.batches import masked_loss, scored_positions
 
     model, tok = tiny_model
     x, y, m = collate(encode_rows(tok, [toy_data.row("summarize", i) for i in range(4)]), 512)

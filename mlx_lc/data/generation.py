@@ -135,7 +135,7 @@ class TextGenerator:
     def __call__(self, messages: Sequence[str]) -> list[str]:
         from ..batch import generate
         from ..tasks import wrap_message
-        from ..rows import encode_prompt
+        from ..training.rows import encode_prompt
 
         model, tok = self._load()
         prompts = [wrap_message(tok, m) if self.chat else m for m in messages]

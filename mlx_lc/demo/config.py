@@ -9,9 +9,9 @@ from .. import tasks
 from ..calibrate import DEFAULT_FIT
 from ..calibration import CalibrationConfig
 from ..errors import MlxLcError
-from ..fit import FitConfig
+from ..training.fit import FitConfig
 from ..tiny import TinyConfig
-from ..train import LoRAConfig
+from ..training.train import LoRAConfig
 
 # One sub-task per task group by default (the paper's four groups).
 DEFAULT_SUBTASKS = ["summarize+es", "summarize+professional", "reply+fr", "reply+casual"]

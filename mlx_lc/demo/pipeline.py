@@ -23,7 +23,7 @@ from ..evaluate import EvalConfig, generate_batch, multi_step, pct, score, summa
 from ..generate import apply_lora, remove_adapters
 from ..io import atomic_write_text, read_json
 from ..merge import MergeConfig, merge
-from ..rows import read_jsonl
+from ..training.rows import read_jsonl
 from ..world import build_benchmark
 from ..world.dataset import VERSION
 from .config import CALIBRATIONS, MERGES, METHODS, DemoConfig, jsonable, seeded

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..io import sha256
 from ..tiny import write_tiny_model
-from ..pretrain import PretrainConfig, pretrain
+from ..training.pretrain import PretrainConfig, pretrain
 from .config import DemoConfig, jsonable
 
 # Reading the dialogue is the skill a tiny base learns last (docs/EXPERIMENTS.md, scripts/copy_probe.py): the

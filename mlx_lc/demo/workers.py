@@ -14,7 +14,7 @@ import mlx.core as mx
 from tqdm.auto import tqdm
 
 from ..calibrate import calibrate
-from ..train import train_lora
+from ..training.train import train_lora
 
 def default_workers() -> int:
     """One training process per core, up to 2 (the demo's jobs are small); 1 where MLX has a GPU."""

@@ -16,8 +16,8 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from .errors import MlxLcError
-from .io import atomic_dir, load_safetensors, read_json, sha256, shape_mismatches
+from ..errors import MlxLcError
+from ..io import atomic_dir, load_safetensors, read_json, sha256, shape_mismatches
 from .rows import Example
 
 

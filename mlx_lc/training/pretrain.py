@@ -12,13 +12,13 @@ from pathlib import Path
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
-from . import model_folder
-from .errors import MlxLcError
+from .. import model_folder
+from ..errors import MlxLcError
+from ..io import atomic_dir, read_text, write_json
+from ..tiny import TinyConfig, tiny_model_files
 from .batches import evaluate_loss
 from .fit import FitConfig, FitResult, fit
-from .io import atomic_dir, read_text, write_json
 from .rows import Example
-from .tiny import TinyConfig, tiny_model_files
 
 
 def corpus_examples(tokenizer, text: str, seq_len: int) -> list[Example]:

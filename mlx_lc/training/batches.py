@@ -11,7 +11,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .errors import MlxLcError
+from ..errors import MlxLcError
 from .rows import Example
 
 

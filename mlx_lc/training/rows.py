@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import tasks
-from .errors import MlxLcError
-from .io import read_text
+from .. import tasks
+from ..errors import MlxLcError
+from ..io import read_text
 
 Example = tuple[list[int], int]  # token ids, number of leading tokens without loss (the prompt)
 

@@ -26,11 +26,12 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from . import checkpoint, plots
+from .. import plots
+from ..errors import MlxLcError
+from ..io import atomic_write_text
+from ..outputs import CKPT, run_dir
+from . import checkpoint
 from .batches import check_rows, cut_note, evaluate_loss, iterate_batches, masked_loss
-from .errors import MlxLcError
-from .io import atomic_write_text
-from .outputs import CKPT, run_dir
 from .rows import Example
 
 

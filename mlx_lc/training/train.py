@@ -16,14 +16,14 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from . import adapters as adapters_io
-from . import model_folder
-from .adapters import LoRA
-from .checks import MAX_SCALE, MIN_SCALE
-from .errors import MlxLcError
+from .. import adapters as adapters_io
+from .. import model_folder
+from ..adapters import LoRA
+from ..checks import MAX_SCALE, MIN_SCALE
+from ..errors import MlxLcError
+from ..model_folder import model_id
+from ..outputs import move_into
 from .fit import FitConfig, FitResult, fit, run_folder
-from .model_folder import model_id
-from .outputs import move_into
 from .rows import encode_rows, load_splits
 
 # METHOD.md: rank 32, alpha 16 (mlx-lm scale = alpha / rank = 0.5), dropout 0.05, Adam, lr 5e-5.
