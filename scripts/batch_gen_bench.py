@@ -99,9 +99,7 @@ def main(argv=None) -> int:
     model_path = args.model or str(demo.SHIPPED_BASE)
     data = args.data
     if data is None:
-        cfg = demo.preset("default", subtasks=["summarize+es"])
-        demo.build_world(cfg, Path(tmp.name), progress=False)
-        data = Path(tmp.name) / "comp" / "summarize+es" / "test.jsonl"
+        data = demo.sample_rows(Path(tmp.name)) / "test.jsonl"
     model, tok = model_folder.load(model_path)
     model.eval()
     if args.rank:

@@ -55,9 +55,7 @@ def main(argv=None) -> int:
     model_path = args.model or str(demo.SHIPPED_BASE)
     data = args.data
     if data is None:
-        cfg = demo.preset("default", subtasks=["summarize+es"])
-        demo.build_world(cfg, Path(tmp.name), progress=False)
-        data = Path(tmp.name) / "comp" / "summarize+es"
+        data = demo.sample_rows(Path(tmp.name))
     _, tok = model_folder.load(model_path)
     rows, _ = load_splits(data)
     train = encode_rows(tok, rows)

@@ -14,12 +14,12 @@ processes; pipeline: the run; report: the results folder. Modules depend in that
 
 from .config import (CALIB_FIT, CALIBRATIONS, DEFAULT_SUBTASKS, MERGES, METHODS, PRESETS, DemoConfig, preset,
                      seeded)
-from .pipeline import build_world, evaluate_all, lora_jobs, rewrite_report, run, run_seed
+from .pipeline import build_world, evaluate_all, lora_jobs, rewrite_report, run, run_seed, sample_rows
 from .shipped import (LORA_FILES, SHIPPED_BASE, SHIPPED_LORAS, base_fingerprint, copy_shipped_loras, lora_fingerprint,
                       pretrain_base)
 from .workers import ToQueue, WorkerLines, default_workers, run_jobs
 
 __all__ = ["CALIB_FIT", "CALIBRATIONS", "DEFAULT_SUBTASKS", "MERGES", "METHODS", "PRESETS", "DemoConfig", "preset",
-           "seeded", "build_world", "evaluate_all", "lora_jobs", "rewrite_report", "run", "run_seed", "LORA_FILES",
+           "seeded", "build_world", "sample_rows", "evaluate_all", "lora_jobs", "rewrite_report", "run", "run_seed", "LORA_FILES",
            "SHIPPED_BASE", "SHIPPED_LORAS", "base_fingerprint", "copy_shipped_loras", "lora_fingerprint",
            "pretrain_base", "ToQueue", "WorkerLines", "default_workers", "run_jobs"]

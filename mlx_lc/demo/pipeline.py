@@ -26,7 +26,7 @@ from ..merge import MergeConfig, merge
 from ..training.rows import read_jsonl
 from ..world import build_benchmark
 from ..world.dataset import VERSION
-from .config import CALIBRATIONS, MERGES, METHODS, DemoConfig, jsonable, seeded
+from .config import CALIBRATIONS, MERGES, METHODS, DemoConfig, jsonable, preset, seeded
 from .report import write_results
 from .shipped import copy_shipped_loras, pretrain_base
 from .workers import default_workers, run_jobs
@@ -123,6 +123,14 @@ def lora_jobs(cfg: DemoConfig, base: Path, world: Path, loras: dict[str, Path], 
 def build_world(cfg: DemoConfig, world: Path, progress: bool = True) -> None:
     build_benchmark(world, seed=cfg.seed, n_single=cfg.n_single, n_comp=cfg.n_comp, n_valid=cfg.n_valid,
                     n_test=cfg.n_test, subtasks=cfg.subtasks, n_corpus=cfg.n_corpus, progress=progress)
+
+
+def sample_rows(folder: Path, subtask: str = "summarize+es") -> Path:
+    """The default demo world's rows of one sub-task, built in `folder` (a few seconds): what
+    probes and benchmarks run on. -> the sub-task's folder (train.jsonl, valid.jsonl, test.jsonl)."""
+    build_world(preset("default", subtasks=[subtask]), Path(folder), progress=False)
+    return Path(folder) / "comp" / subtask
+
 
 def _check_reuse(cfg: DemoConfig, work: Path) -> None:
     """Finished artifacts in `work` are reused only when they were made by this world version and
