@@ -53,14 +53,19 @@ def nothing_written(folder: Path, keep):
 
 # ---------------------------------------------------------------- building bad adapters
 
+def edited_copy(src: Path, dst: Path, weights: str, config_name: str, tensors=None, config=None) -> Path:
+    """A copy of the folder `src` (weights file + JSON config) with its tensors and/or config edited."""
+    dst.mkdir()
+    t = dict(mx.load(str(src / weights)))
+    mx.save_safetensors(str(dst / weights), tensors(t) if tensors else t)
+    cfg = json.loads((src / config_name).read_text())
+    (dst / config_name).write_text(json.dumps(config(cfg) if config else cfg))
+    return dst
+
+
 def mlx_copy(src: Path, dst: Path, tensors=None, config=None) -> Path:
     """A copy of the mlx-lm adapter `src` with its tensors and/or config edited."""
-    dst.mkdir()
-    t = dict(mx.load(str(src / adapters.MLX_WEIGHTS)))
-    mx.save_safetensors(str(dst / adapters.MLX_WEIGHTS), tensors(t) if tensors else t)
-    cfg = json.loads((src / adapters.MLX_CONFIG).read_text())
-    (dst / adapters.MLX_CONFIG).write_text(json.dumps(config(cfg) if config else cfg))
-    return dst
+    return edited_copy(src, dst, adapters.MLX_WEIGHTS, adapters.MLX_CONFIG, tensors, config)
 
 
 def peft_copy(src: Path, dst: Path, tensors=None, config=None) -> Path:
@@ -192,12 +197,7 @@ def test_malformed_peft_adapter_config(fx, work, case):
 # ---------------------------------------------------------------- malformed calibrations
 
 def calib_copy(src: Path, dst: Path, config=None, tensors=None) -> Path:
-    dst.mkdir()
-    t = dict(mx.load(str(src / calibration.WEIGHTS)))
-    mx.save_safetensors(str(dst / calibration.WEIGHTS), tensors(t) if tensors else t)
-    cfg = json.loads((src / calibration.CONFIG).read_text())
-    (dst / calibration.CONFIG).write_text(json.dumps(config(cfg) if config else cfg))
-    return dst
+    return edited_copy(src, dst, calibration.WEIGHTS, calibration.CONFIG, tensors, config)
 
 
 P = "self_attn.q_proj.p"  # one of the calibration's tensors (lc scale)
