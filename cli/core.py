@@ -27,6 +27,7 @@ from mlx_lc.tiny import TinyConfig, write_tiny_model
 
 from . import main
 from .paths import out_folder
+from .tasks import from_store, store_option
 
 
 def parse_weights(value: str | None) -> list[float] | None:
@@ -184,46 +185,61 @@ def fuse(model, adapters, method, weights, density, rank, seed, calibration, out
 
 
 @main.command()
+@click.argument("text", required=False)
 @calibrated_model_option
 @adapter_option
 @with_merge_options
 @click.option("--calibration", "-c", type=click.Path(path_type=Path),
               help="Calibration folder; alone, it names the model, the adapters and the task.")
-@click.option("--task", "-t", help="Task or composition, e.g. summarize+es (default: the one the calibration "
-              "or the adapters were trained for).")
-@click.option("--multi-step", is_flag=True, help="Two passes: primary adapter, then secondary on its output.")
-@click.option("--prompt", "-p", required=True, help="Input text, or - to read stdin.")
+@click.option("--task", "-t", help="Task or composition, e.g. summarize+es. Alone, a task or composition in the "
+              "task store names the model, the adapters and the calibration (default: the one the calibration or "
+              "the adapters were trained for).")
+@click.option("--multi-step", is_flag=True, help="One pass per task: each adapter on the output of the one before.")
+@click.option("--prompt", "-p", help="Input text, or - to read stdin (same as TEXT).")
 @click.option("--max-tokens", default=256, show_default=True)
 @click.option("--temp", default=0.0, show_default=True, help="Sampling temperature, >= 0 (0: greedy).")
 @click.option("--top-p", default=0.0, show_default=True, help="Nucleus sampling, in [0, 1] (0: off).")
 @click.option("--min-p", default=0.0, show_default=True, help="Min-p sampling, in [0, 1] (0: off).")
 @click.option("--top-k", default=0, show_default=True, help="Top-k sampling, >= 0 (0: off).")
-def generate(model, adapters, method, weights, density, rank, seed, calibration, task, multi_step, prompt,
-             max_tokens, temp, top_p, min_p, top_k):
-    """Generate in one pass with merged (and calibrated) adapters; streams tokens."""
+@store_option
+def generate(text, model, adapters, method, weights, density, rank, seed, calibration, task, multi_step, prompt,
+             max_tokens, temp, top_p, min_p, top_k, store):
+    """Generate in one pass with merged (and calibrated) adapters; streams tokens.
+
+    TEXT is the input (or give -p; - or no text reads stdin):
+
+    \b
+    mlx-lc generate --task summarize+es "$(cat chat.txt)"
+    mlx-lc generate --task summarize+es < chat.txt
+    """
     refuse_merge_options(calibration)
     check_sampling(temp, top_p, min_p, top_k, max_tokens)  # before minutes of loading, not after
-    if prompt == "-":
+    if text is not None and prompt is not None:
+        raise MlxLcError("give the input as TEXT or as --prompt, not both")
+    text = text if text is not None else prompt
+    if text is None and sys.stdin.isatty():
+        raise MlxLcError("no input: give TEXT, --prompt, or pipe it on stdin")
+    if text is None or text == "-":
         try:  # bytes, then strict UTF-8: binary input otherwise reaches the tokenizer as surrogates
             text = sys.stdin.buffer.read().decode("utf-8")
         except UnicodeDecodeError as e:
             raise MlxLcError(f"stdin is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    else:
-        text = prompt
     if not text.strip():
         raise MlxLcError("empty prompt")
+    if task and model is None and not adapters and calibration is None:
+        model, adapters, calibration = from_store(task, store, note=not multi_step)
+        if multi_step:
+            calibration = None
     model, adapters = inputs_for(model, adapters, calibration)
     task = resolve_task(task, adapters, calibration)
     sampling = dict(max_tokens=max_tokens, temp=temp, top_p=top_p, min_p=min_p, top_k=top_k, seed=seed)
     if multi_step:
-        if len(adapters) != 2 or calibration:
-            raise MlxLcError("--multi-step takes exactly two adapters (primary, then secondary) and no calibration")
+        if len(adapters) < 2 or calibration:
+            raise MlxLcError("--multi-step takes an adapter per task, in order (at least two), and no calibration")
         if not task:
-            raise MlxLcError("--multi-step needs --task primary+secondary")
+            raise MlxLcError("--multi-step needs --task A+B (the tasks in the order they apply)")
         m, tok = model_folder.load(model)
-        primary, secondary = adapters_io.load_for(m, adapters, model)
-        _, out = two_passes(m, tok, primary, secondary, text, task, **sampling)
-        click.echo(out)
+        click.echo(two_passes(m, tok, adapters_io.load_for(m, adapters, model), text, task, **sampling)[-1])
         return
     m, tok = load(model, adapters, method, weights, calibration, density, rank, seed)
     for piece in stream(m, tok, text, task, **sampling):

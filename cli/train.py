@@ -10,7 +10,10 @@ from pathlib import Path
 import click
 import mlx.core as mx
 
-from mlx_lc.calibrate import DEFAULT_CALIBRATION, DEFAULT_FIT, CalibrateConfig, calibrate as run_calibrate
+from mlx_lc.calibrate import DEFAULT_CALIBRATION, DEFAULT_FIT, CalibrateConfig, calibrate_task
+from mlx_lc.calibrate import calibrate as run_calibrate
+from mlx_lc.store import Store
+from mlx_lc.targets import TargetsConfig
 from mlx_lc.calibration import CalibrationConfig
 from mlx_lc.errors import MlxLcError
 from mlx_lc.training.fit import FitConfig
@@ -20,6 +23,7 @@ from mlx_lc.training.train import LoRAConfig, train_lora as run_train_lora
 
 from . import main
 from .paths import out_folder
+from .tasks import store_option
 
 
 def fit_options(lr: float, batch_size: int, max_seq_len: int = 512, epochs: float = 1.0):
@@ -111,26 +115,62 @@ def train_lora(model, data, out, rank, alpha, scale, dropout, keys, lr, iters, e
 
 
 @main.command()
-@click.option("--model", "-m", required=True, help="Base model the adapters were trained on.")
-@click.option("--adapter", "-a", "adapters", multiple=True, required=True,
-              help="Task LoRA folder; repeat: primary, then secondary.")
+@click.option("--task", "-t", help="A composition, A+B: with no --model/--adapter, its tasks' adapters and base "
+              "model come from the task store, and the calibration is registered there.")
+@click.option("--model", "-m", help="Base model the adapters were trained on (default with --task: the store's).")
+@click.option("--adapter", "-a", "adapters", multiple=True,
+              help="Task LoRA folder; repeat, in the order the tasks apply (default with --task: the store's).")
 @click.option("--variant", default=DEFAULT_CALIBRATION.variant, show_default=True, type=click.Choice(["lc", "lc++"]))
 @click.option("--mode", default="scale", show_default=True, type=click.Choice(["scale", "bias"]),
               help="lc only: diag(p) B'A' (scale) or B'A' + p 1^T (bias).")
 @click.option("--rank", default=DEFAULT_CALIBRATION.rank, show_default=True, type=int,
               help="lc++ only: rank of the shared correction.")
-@data_option
-@out_option
+@click.option("--data", "-d", type=click.Path(path_type=Path),
+              help="Compositional rows (prompt, completion): a folder with train.jsonl (+ valid.jsonl), or one "
+                   ".jsonl file (10% held out as dev).")
+@click.option("--inputs", type=click.Path(path_type=Path, dir_okay=False),
+              help="Inputs only, no labels: JSONL with an 'input' per row. The composition's multi-step chain "
+                   "writes the targets (kept in OUT/targets.jsonl); needs --task.")
+@click.option("--teacher-model", help="With --inputs: this model runs the chain instead, prompted with each "
+              "task's instruction (no adapters).")
+@click.option("--targets-max-tokens", default=256, show_default=True, type=click.IntRange(min=1),
+              help="With --inputs: tokens per step of the chain.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), callback=out_folder(),
+              help="Output folder (default with --task: the store's calibrations/A+B).")
 @fit_options(lr=DEFAULT_FIT.lr, batch_size=DEFAULT_FIT.batch_size, epochs=DEFAULT_FIT.epochs)
-def calibrate(model, adapters, variant, mode, rank, data, out, lr, iters, epochs, batch_size, max_seq_len, seed,
-              eval_every, patience, group_by_length, resume, quiet):
-    """Learn a calibration for the linear merge of task LoRAs on compositional data.
+@store_option
+def calibrate(task, model, adapters, variant, mode, rank, data, inputs, teacher_model, targets_max_tokens, out,
+              lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience, group_by_length, resume,
+              quiet, store):
+    """Learn a calibration for the linear merge of task LoRAs.
 
-    Base model and LoRAs stay frozen; only the calibration (shared by all layers) trains.
+    Base model and LoRAs stay frozen; only the calibration (shared by all layers) trains. On
+    compositional rows (--data), or on inputs alone (--inputs): then the chain of the single-task
+    LoRAs writes the targets.
+
+    \b
+    mlx-lc calibrate --task action-items+japanese --inputs chats.jsonl
+    mlx-lc calibrate -m MODEL -a lora/summarize -a lora/es -d data/summarize+es -o cal/sum_es
     """
     cfg = CalibrateConfig(calibration=CalibrationConfig(variant, mode, rank, seed),
                           fit=_fit_config(lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience,
                                           group_by_length, DEFAULT_FIT))
+    if (data is None) == (inputs is None):
+        raise click.UsageError("give --data (compositional rows) or --inputs (inputs alone), one of them")
+    if teacher_model and inputs is None:
+        raise click.UsageError("--teacher-model goes with --inputs")
+    if task is not None:
+        targets = TargetsConfig(targets_max_tokens, teacher=teacher_model)
+        result, out, registered = calibrate_task(Store.default(), task, data, inputs, out, cfg, targets, resume,
+                                                 not quiet, model, list(adapters))
+        _report(result, out, "calibration")
+        if registered:
+            click.echo(f"registered {task} in the task store: mlx-lc generate --task {task} TEXT")
+        return
+    if inputs is not None:
+        raise click.UsageError("--inputs needs --task A+B: the tasks whose instructions the chain runs")
+    if not adapters or model is None or out is None:
+        raise click.UsageError("give --model, --adapter (one per task) and --out, or --task A+B of the task store")
     _report(run_calibrate(model, list(adapters), data, out, cfg, resume=resume, progress=not quiet), out, "calibration")
 
 

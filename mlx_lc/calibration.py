@@ -191,6 +191,29 @@ def save(calibration: Calibration, merged: LoRA, out: str | Path, extra: dict | 
     return Path(out)
 
 
+def resolve(ref: str | Path) -> Path:
+    """A calibration folder, or a Hugging Face repo id holding one, downloaded with huggingface_hub
+    as models are (only its two files), so a composition can be shared: -> a local folder."""
+    local = Path(ref).expanduser()
+    if local.is_dir():
+        return local
+    ref = str(ref)
+    from huggingface_hub import snapshot_download  # here: ~0.3 s that local folders do not need
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        if ref.startswith((".", "/", "~")) or ref.count("/") != 1:
+            raise HFValidationError(ref)
+        validate_repo_id(ref)
+    except HFValidationError:
+        raise MlxLcError(f"calibration folder not found: {ref}") from None
+    try:
+        return Path(snapshot_download(ref, allow_patterns=[CONFIG, WEIGHTS, "README.md"]))
+    except Exception as e:  # hub and network errors: one line is enough
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MlxLcError(f"calibration not found: {ref} (no such folder; Hugging Face download failed: {msg})") from None
+
+
 def read_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_dir():

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import adapters as adapters_io
+from .adapters import LoRA
 from . import batch, model_folder, tasks
 from .errors import MlxLcError
 from .generate import apply_lora, compose, remove_adapters
@@ -141,24 +142,39 @@ class EvalConfig:
     limit: int | None = None  # first N rows only
 
 
-def multi_step(model, tokenizer, primary, secondary, rows: Sequence[dict], cfg: EvalConfig) -> list[str]:
-    """Two passes: the primary task's LoRA on the input, then the secondary's on that output."""
-    comps = [tasks.get(r.get("task", "")) for r in rows]
-    bad = sorted({r.get("task", "?") for r, c in zip(rows, comps) if not isinstance(c, tasks.Composition)})
-    if bad or any("input" not in r for r in rows):
-        raise MlxLcError(f"multi-step needs composition rows with an 'input' field (got tasks {bad or 'without input'})")
-    apply_lora(model, primary)
-    first = generate_batch(model, tokenizer, [tasks.prompt_text(c.primary, r["input"]) for c, r in zip(comps, rows)],
-                           cfg.max_tokens, cfg.batch_size)
-    apply_lora(model, secondary)
-    todo = [i for i, f in enumerate(first) if f.strip()]
-    second = generate_batch(model, tokenizer, [tasks.prompt_text(comps[i].secondary, first[i]) for i in todo],
-                            cfg.max_tokens, cfg.batch_size, rows=[i + 1 for i in todo])
+def chain(model, tokenizer, steps: Sequence[tuple[tasks.Task, LoRA | None]], texts: Sequence[str],
+          cfg: EvalConfig, progress=None) -> list[list[str]]:
+    """The multi-step baseline: step 1's task (with its adapter) on each text, step 2's on that
+    output, and so on. -> each text's output at every step; a text whose output comes back empty
+    stops there (its later outputs are ""). `progress(n)`: n more rows done at some step."""
+    outputs = [[""] * len(steps) for _ in texts]
+    current, todo = list(texts), [i for i, t in enumerate(texts) if t.strip()]
+    for k, (task, lora) in enumerate(steps):
+        remove_adapters(model)
+        if lora is not None:
+            apply_lora(model, lora)
+        got = generate_batch(model, tokenizer, [tasks.prompt_text(task, current[i]) for i in todo], cfg.max_tokens,
+                             cfg.batch_size, progress, rows=[i + 1 for i in todo])
+        for i, g in zip(todo, got):
+            outputs[i][k] = current[i] = g
+        todo = [i for i in todo if current[i].strip()]
     remove_adapters(model)
-    outputs = [""] * len(rows)
-    for i, s in zip(todo, second):
-        outputs[i] = s
     return outputs
+
+
+def multi_step(model, tokenizer, loras: Sequence[LoRA], rows: Sequence[dict], cfg: EvalConfig) -> list[str]:
+    """The chain of each composition row's tasks, one adapter per task in order -> final outputs."""
+    comps = [tasks.get(r.get("task", "")) for r in rows]
+    bad = sorted({r.get("task", "?") for r, c in zip(rows, comps)
+                  if not isinstance(c, tasks.Composition) or len(c.steps) != len(loras)})
+    if bad or any("input" not in r for r in rows):
+        raise MlxLcError(f"multi-step needs rows of a composition of {len(loras)} tasks with an 'input' field "
+                         f"(got tasks {bad or 'without input'})")
+    names = {c.name for c in comps}
+    if len(names) > 1:  # one adapter per step: the rows must share their steps
+        raise MlxLcError(f"multi-step runs one composition at a time; the rows hold {', '.join(sorted(names))}")
+    steps = list(zip(comps[0].steps, loras)) if comps else []
+    return [out[-1] for out in chain(model, tokenizer, steps, [r["input"] for r in rows], cfg)]
 
 
 def check_rows(rows: Sequence[dict], data: str | Path, multi: bool = False) -> None:
@@ -196,10 +212,9 @@ def evaluate(model_path: str, data: str | Path, adapters: Sequence[str | Path] =
     check_rows(rows, data, multi)
     model, tok = model_folder.load(model_path)
     if multi:
-        if len(adapters) != 2 or calibration:
-            raise MlxLcError("multi-step takes exactly two adapters (primary, then secondary) and no calibration")
-        primary, secondary = adapters_io.load_for(model, adapters, model_path)
-        outputs = multi_step(model, tok, primary, secondary, rows, cfg)
+        if len(adapters) < 2 or calibration:
+            raise MlxLcError("multi-step takes an adapter per task, in order (at least two), and no calibration")
+        outputs = multi_step(model, tok, adapters_io.load_for(model, adapters, model_path), rows, cfg)
         method = "multi-step"
     else:
         compose(model, list(adapters), MergeConfig(merge), calibration, model_path)

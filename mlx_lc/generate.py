@@ -217,15 +217,17 @@ def generate(model, tokenizer, text: str, task: str | None = None, **kwargs) -> 
     return "".join(stream(model, tokenizer, text, task, **kwargs))
 
 
-def multi_step(model, tokenizer, primary: LoRA, secondary: LoRA, text: str, composition: str,
-               **kwargs) -> tuple[str, str]:
-    """The two-pass baseline: primary task with its adapter, then the secondary task on its output."""
+def multi_step(model, tokenizer, loras: Sequence[LoRA], text: str, composition: str, **kwargs) -> list[str]:
+    """The multi-step baseline for one input: each task of the composition with its adapter, in
+    order, on the output of the one before. -> every step's output (the last is the answer)."""
     comp = tasks.get(composition)
-    if not isinstance(comp, tasks.Composition):
-        raise MlxLcError(f"multi-step needs a composition task like summarize+es, got {composition!r}")
-    apply_lora(model, primary)
-    first = generate(model, tokenizer, text, comp.primary.name, **kwargs)
-    apply_lora(model, secondary)
-    second = generate(model, tokenizer, first, comp.secondary.name, **kwargs) if first.strip() else ""
+    if not isinstance(comp, tasks.Composition) or len(comp.steps) != len(loras):
+        raise MlxLcError(f"multi-step needs a composition of {len(loras)} tasks (one per adapter, in order), "
+                         f"got {composition!r}")
+    outputs, current = [], text
+    for task, lora in zip(comp.steps, loras):
+        apply_lora(model, lora)
+        current = generate(model, tokenizer, current, task.name, **kwargs) if current.strip() else ""
+        outputs.append(current)
     remove_adapters(model)
-    return first, second
+    return outputs

@@ -1,7 +1,10 @@
-"""The task registry: 9 single tasks, 14 compositions (primary + secondary) and their prompts.
+"""Tasks and compositions, and their prompts.
 
-A composition T_C(x) = T_2(T_1(x)) applies a secondary task (translate, change tone) to the
-output of a primary one (summarise a dialogue, suggest a reply) in one generation pass.
+A task is a name, the instruction its LoRA was trained with and whether it transforms an input
+(primary: summarise, reply, extract) or rewrites an output (secondary: translate, change tone).
+A composition A+B applies B to A's output, T(x) = B(A(x)), in one generation pass; A+B+C goes on.
+Users keep their own tasks in the store (mlx_lc.store); the paper's 9 tasks and 14 compositions
+below are a built-in preset, which the demo's world, the paper's data and the judge use.
 """
 
 from __future__ import annotations
@@ -10,33 +13,54 @@ from dataclasses import dataclass
 
 from .errors import MlxLcError
 
+KINDS = ("primary", "secondary")
+
 
 @dataclass(frozen=True)
 class Task:
     name: str
     kind: str  # "primary" or "secondary"
     instruction: str  # the single-task prompt
-    modifier: str = ""  # secondary only: appended to a primary instruction when composed
-    family: str = ""  # "trans" or "tone" for secondaries; metric name for primaries
+    modifier: str = ""  # appended to the instruction before it when composed (" in Spanish")
+    family: str = ""  # the paper's preset: "trans" or "tone" for secondaries
     metric: str = "rougeL"
+    adapter: str = ""  # a store task's LoRA folder
+    base_model: str = ""  # the model that LoRA was trained on, as recorded (folder or hub id)
 
 
 @dataclass(frozen=True)
 class Composition:
-    primary: Task
-    secondary: Task
+    """Tasks applied in order, each to the output of the one before, in one pass."""
+
+    steps: tuple[Task, ...]
+    given_instruction: str = ""  # the user's own; else composed from the steps'
 
     @property
     def name(self) -> str:
-        return f"{self.primary.name}+{self.secondary.name}"
+        return "+".join(t.name for t in self.steps)
 
     @property
     def kind(self) -> str:
         return "composition"
 
     @property
+    def primary(self) -> Task:
+        return self.steps[0]
+
+    @property
+    def secondary(self) -> Task:
+        return self.steps[-1]
+
+    @property
     def instruction(self) -> str:
-        return f"{self.primary.instruction.rstrip('.')}{self.secondary.modifier}."
+        """The first instruction, then each later task's modifier (" in Spanish"), or, for a task
+        without one, its own instruction as a second sentence."""
+        if self.given_instruction:
+            return self.given_instruction
+        text = self.steps[0].instruction.rstrip(".")
+        for t in self.steps[1:]:
+            text += t.modifier if t.modifier else f". Then: {t.instruction.rstrip('.')}"
+        return text + "."
 
     @property
     def group(self) -> str:
@@ -66,18 +90,35 @@ SECONDARY = {
 }
 SINGLE: dict[str, Task] = {**PRIMARY, **SECONDARY}
 COMPOSITIONS: dict[str, Composition] = {
-    f"{p}+{s}": Composition(PRIMARY[p], SECONDARY[s]) for p in PRIMARY for s in SECONDARY
+    f"{p}+{s}": Composition((PRIMARY[p], SECONDARY[s])) for p in PRIMARY for s in SECONDARY
 }
 GROUPS = ("sum+trans", "sum+tone", "reply+trans", "reply+tone")
 
 
-def get(name: str) -> Task | Composition:
-    if name in SINGLE:
-        return SINGLE[name]
-    if name in COMPOSITIONS:
-        return COMPOSITIONS[name]
-    raise MlxLcError(f"unknown task {name!r}; single tasks: {', '.join(SINGLE)}; "
-                     f"compositions are primary+secondary, e.g. summarize+es")
+def get(name: str, store=None) -> Task | Composition:
+    """A task or composition by name: the store's tasks (mlx_lc.store; the default store when
+    `store` is None) first, then the paper's preset. A+B(+C) joins any tasks; a composition the
+    store records may carry its own instruction."""
+    from .store import Store  # here: the store imports this module
+
+    store = store if store is not None else Store.default()
+    parts = name.split("+") if isinstance(name, str) else []
+    if len(parts) == 1:
+        found = store.task(name) or SINGLE.get(name)
+        if found is None:
+            raise MlxLcError(f"unknown task {name!r}; {_known(store)}")
+        return found
+    if len(parts) < 2 or not all(parts):
+        raise MlxLcError(f"unknown task {name!r}; {_known(store)}")
+    steps = tuple(get(p, store) for p in parts)
+    record = store.composition(name) or {}
+    return Composition(steps, record.get("instruction") or "")
+
+
+def _known(store) -> str:
+    mine = [t.name for t in store.tasks()]
+    return (f"tasks: {', '.join(mine + [n for n in SINGLE if n not in mine])}; a composition joins them with + "
+            "in the order they apply, e.g. summarize+es")
 
 
 def prompt_text(task: Task | Composition, text: str) -> str:

@@ -14,6 +14,15 @@ KEYS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 
 
+@pytest.fixture(autouse=True)
+def own_store(tmp_path_factory, monkeypatch):
+    """Every test gets an empty task store of its own: never the user's ~/.cache/mlx-lc, and a
+    `--store` one test sets (it sets the environment variable) ends with that test."""
+    root = tmp_path_factory.mktemp("store")
+    monkeypatch.setenv("MLX_LC_HOME", str(root))
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_path(tmp_path_factory):
     return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny", TinyConfig(hidden=64, layers=2, seed=0))

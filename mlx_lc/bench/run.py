@@ -162,7 +162,7 @@ def bench_e2e(b: Bench, progress) -> tuple[list, dict]:
     def multi():
         m = b.model("multi")
         for t in b.texts:
-            multi_step(m, b.tok, primary, secondary, t, COMPOSITION, max_tokens=n)
+            multi_step(m, b.tok, [primary, secondary], t, COMPOSITION, max_tokens=n)
 
     got = bm.interleave({"lc": single("lc"), "lc++": single("lc++"), "multi": multi}, cfg.rounds, progress=progress)
     per_input = {k: [s["s"] / len(b.texts) for s in v] for k, v in got.items()}

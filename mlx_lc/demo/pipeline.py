@@ -195,7 +195,7 @@ def evaluate_all(cfg, base, world, comps, singles, loras, joints, calibs, out: P
             scores[comp.name][method] = record(f"{comp.name}.{method}", rows, gen(rows, adapter))
         remove_adapters(model)
         scores[comp.name]["multi-step"] = record(f"{comp.name}.multi-step", rows,
-                                                 multi_step(model, tok, p, s, rows, ecfg))
+                                                 multi_step(model, tok, [p, s], rows, ecfg))
         for method in METHODS:
             if method in scores[comp.name]:
                 log(f"{comp.name:<24} {method:<16} {_brief(scores[comp.name][method])}")
