@@ -83,6 +83,21 @@ def inputs_for(model, adapters, calibration):
     return model, list(adapters)
 
 
+def stored(task, model, adapters, calibration, need_calibration=False):
+    """(model, adapters, calibration): as given, or, with --task alone, the task store's."""
+    if task is None:
+        if need_calibration and calibration is None:
+            raise click.UsageError("give --calibration (or --task of the task store)")
+        return model, adapters, calibration
+    if model is not None or adapters or calibration is not None:
+        raise click.UsageError("--task takes the model, adapters and calibration from the task store: "
+                               "give it alone, or give --model/--adapter/--calibration without it")
+    model, adapters, calibration = from_store(task, None, note=not need_calibration)
+    if need_calibration and calibration is None:
+        raise MlxLcError(f"{task} has no calibration in the task store (mlx-lc calibrate --task {task} ...)")
+    return model, adapters, calibration
+
+
 def merged_adapter(model: str, adapters, method, weights, density, rank, seed, calibration=None):
     """Load the model lazily, validate adapters, merge (and fold a calibration) -> LoRA."""
     if not adapters:
@@ -154,11 +169,14 @@ def merge(model, adapters, method, weights, density, rank, seed, out):
 @main.command()
 @calibrated_model_option
 @adapter_option
-@click.option("--calibration", "-c", required=True, type=click.Path(path_type=Path), help="Calibration folder.")
+@click.option("--calibration", "-c", type=click.Path(path_type=Path), help="Calibration folder.")
+@click.option("--task", "-t", help="A calibrated composition of the task store (instead of -m/-a/-c).")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output adapter folder.",
               callback=out_folder(adapters_io.MLX_CONFIG, "adapter"))
-def fold(model, adapters, calibration, out):
+@store_option
+def fold(model, adapters, calibration, task, out, store):
     """Fold merge + calibration into one ordinary mlx-lm LoRA adapter."""
+    model, adapters, calibration = stored(task, model, adapters, calibration, need_calibration=True)
     model, adapters = inputs_for(model, adapters, calibration)
     check_out(out, [model, *adapters, calibration])
     lora = merged_adapter(model, adapters, None, None, None, None, 0, calibration)
@@ -172,11 +190,14 @@ def fold(model, adapters, calibration, out):
 @adapter_option
 @with_merge_options
 @click.option("--calibration", "-c", type=click.Path(path_type=Path), help="Calibration folder to fold in first.")
+@click.option("--task", "-t", help="A composition of the task store (instead of -m/-a/-c).")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output model folder.",
               callback=out_folder("config.json", "model folder"))
-def fuse(model, adapters, method, weights, density, rank, seed, calibration, out):
+@store_option
+def fuse(model, adapters, method, weights, density, rank, seed, calibration, task, out, store):
     """Fuse the (merged, calibrated) update into the weights; write a full model folder."""
     refuse_merge_options(calibration)
+    model, adapters, calibration = stored(task, model, adapters, calibration)
     model, adapters = inputs_for(model, adapters, calibration)
     check_out(out, [model, *adapters, calibration])
     lora = merged_adapter(model, adapters, method, weights, density, rank, seed, calibration)

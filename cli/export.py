@@ -10,6 +10,7 @@ from mlx_lc.errors import MlxLcError
 
 from . import main
 from .paths import out_folder
+from .tasks import from_store, store_option
 
 QUANT_MODES = ("none", "int8", "int4")  # mlx_lc.export.quantize.MODES, without importing numpy work here
 
@@ -39,6 +40,9 @@ def composition_specs(model, adapters, calibration, fused, task, name, compositi
     from mlx_lc.export.compositions import CompositionSpec, parse
 
     single = bool(adapters or calibration or task or name)
+    if task and not (model or adapters or calibration or fused or compositions):
+        model, adapters, calibration = from_store(task, None)  # the store's composition: all of it
+        adapters, calibration = [Path(a) for a in adapters], Path(calibration) if calibration else None
     if fused is not None:
         if model:
             raise MlxLcError("give --model or --fused (a fused model folder), not both")
@@ -64,7 +68,8 @@ def composition_specs(model, adapters, calibration, fused, task, name, compositi
 @click.option("--calibration", "-c", type=click.Path(path_type=Path), help="Calibration folder for the adapters.")
 @click.option("--fused", type=click.Path(path_type=Path),
               help="A model folder with the composition already fused in (mlx-lc fuse); replaces --model.")
-@click.option("--task", "-t", help="The composition's task, e.g. summarize+es (sets the prompt in the manifest).")
+@click.option("--task", "-t", help="The composition's task, e.g. summarize+es (sets the prompt in the manifest); "
+              "alone, a composition of the task store with its model, adapters and calibration.")
 @click.option("--name", help="Composition name in the manifest and function names (default: the task).")
 @click.option("--composition", "compositions", multiple=True, metavar="NAME[:TASK]=PATH[,PATH...]",
               help="A composition from adapter folders and at most one calibration folder; repeat to put "
@@ -79,8 +84,9 @@ def composition_specs(model, adapters, calibration, fused, task, name, compositi
 @click.option("--verify", is_flag=True, help="Run the saved package in a numpy interpreter and compare with MLX.")
 @click.option("--verify-steps", default=16, show_default=True, type=click.IntRange(min=1),
               help="Decode steps compared by --verify.")
+@store_option
 def coreml(model, adapters, calibration, fused, task, name, compositions, out, quantize, context, max_new_tokens,
-           verify, verify_steps):
+           verify, verify_steps, store):
     """Export to a stateful Core ML package (iOS 18): prefill and decode functions per composition.
 
     \b

@@ -135,11 +135,14 @@ def train_lora(model, data, out, rank, alpha, scale, dropout, keys, lr, iters, e
               "task's instruction (no adapters).")
 @click.option("--targets-max-tokens", default=256, show_default=True, type=click.IntRange(min=1),
               help="With --inputs: tokens per step of the chain.")
+@click.option("--keep", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="With --inputs: the fraction of inputs whose targets train, those the chain is surest of "
+                   "first (give more inputs and keep fewer: the chain's errors are what a calibration copies).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), callback=out_folder(),
               help="Output folder (default with --task: the store's calibrations/A+B).")
 @fit_options(lr=DEFAULT_FIT.lr, batch_size=DEFAULT_FIT.batch_size, epochs=DEFAULT_FIT.epochs)
 @store_option
-def calibrate(task, model, adapters, variant, mode, rank, data, inputs, teacher_model, targets_max_tokens, out,
+def calibrate(task, model, adapters, variant, mode, rank, data, inputs, teacher_model, targets_max_tokens, keep, out,
               lr, iters, epochs, batch_size, max_seq_len, seed, eval_every, patience, group_by_length, resume,
               quiet, store):
     """Learn a calibration for the linear merge of task LoRAs.
@@ -157,10 +160,10 @@ def calibrate(task, model, adapters, variant, mode, rank, data, inputs, teacher_
                                           group_by_length, DEFAULT_FIT))
     if (data is None) == (inputs is None):
         raise click.UsageError("give --data (compositional rows) or --inputs (inputs alone), one of them")
-    if teacher_model and inputs is None:
-        raise click.UsageError("--teacher-model goes with --inputs")
+    if inputs is None and (teacher_model or keep != 1.0):
+        raise click.UsageError("--teacher-model and --keep go with --inputs")
     if task is not None:
-        targets = TargetsConfig(targets_max_tokens, teacher=teacher_model)
+        targets = TargetsConfig(targets_max_tokens, teacher=teacher_model, keep=keep)
         result, out, registered = calibrate_task(Store.default(), task, data, inputs, out, cfg, targets, resume,
                                                  not quiet, model, list(adapters))
         _report(result, out, "calibration")

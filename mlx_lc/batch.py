@@ -18,10 +18,12 @@ from .model_folder import check_fits, model_context
 
 def generate(model, tokenizer, prompts: Sequence[list[int]], max_tokens: int, batch_size: int = 32,
              progress: Callable[[int], None] | None = None,
-             name: Callable[[int], str] = lambda i: f"the prompt of row {i + 1}") -> list[str]:
+             name: Callable[[int], str] = lambda i: f"the prompt of row {i + 1}",
+             confidence: list | None = None) -> list[str]:
     """Greedy completions (decoded, EOS left out) of token-id prompts, `batch_size` rows per forward
     pass. Every prompt is checked against the model's context before any is generated; `name(i)`
-    names prompt i in the error. `progress(n)` is called as each batch of n prompts is done."""
+    names prompt i in the error. `progress(n)` is called as each batch of n prompts is done.
+    `confidence`, a list, receives each completion's mean token log-probability, in order."""
     from mlx_lm.generate import batch_generate
 
     if max_tokens < 1:
@@ -36,12 +38,18 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], max_tokens: int, ba
     # Rows of similar length share a batch: less padding to prefill and to attend over.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     texts: list[str] = [""] * len(prompts)
+    means = [0.0] * len(prompts)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         out = batch_generate(model, tokenizer, [list(prompts[i]) for i in idx], max_tokens=max_tokens,
-                             completion_batch_size=len(idx), prefill_batch_size=len(idx)).texts
-        for i, t in zip(idx, out):
+                             completion_batch_size=len(idx), prefill_batch_size=len(idx),
+                             return_logprobs=confidence is not None)
+        for k, (i, t) in enumerate(zip(idx, out.texts)):
             texts[i] = t
+            if confidence is not None:
+                means[i] = sum(out.logprobs[k]) / max(1, len(out.logprobs[k]))
         if progress is not None:
             progress(len(idx))
+    if confidence is not None:
+        confidence[:] = means
     return texts

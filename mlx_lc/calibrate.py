@@ -122,12 +122,11 @@ def calibrate_task(store: Store, name: str, data: str | Path | None = None, inpu
                              "in the order they apply", param="task")
     else:
         if model is not None:
-            raise MlxLcError(f"give the adapters with the model, or neither (the store's for {name})", param="model")
+            raise MlxLcError(f"give the adapters with the model, or neither (the store's for {name})")
         found = store.resolve(name)
         task, model, adapters = found.task, found.model, found.adapters
         if not isinstance(task, Composition):
-            raise MlxLcError(f"{name} is a single task; a calibration is for a composition like {name}+OTHER",
-                             param="task")
+            raise MlxLcError(f"{name} is a single task; a calibration is for a composition like {name}+OTHER")
     out = Path(out) if out is not None else store.calibration_dir(name)
     check_out_path(out)
     check_out_dir(out, calib_io.CONFIG, "calibration")  # before minutes of generating targets

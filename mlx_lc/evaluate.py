@@ -34,12 +34,13 @@ def encode_prompts(tokenizer, messages: Sequence[str]) -> list[list[int]]:
 
 
 def generate_batch(model, tokenizer, messages: Sequence[str], max_tokens: int = 128, batch_size: int = 32,
-                   progress=None, rows: Sequence[int] | None = None) -> list[str]:
+                   progress=None, rows: Sequence[int] | None = None, confidence: list | None = None) -> list[str]:
     """Greedy completions of user messages (wrapped as at training time), many rows per forward
     pass (mlx_lc.batch); each equals unbatched greedy decoding. `rows`: the messages' row numbers
-    in the data, for the error naming a prompt too long for the model."""
+    in the data, for the error naming a prompt too long for the model. `confidence` (a list)
+    receives each output's mean token log-probability."""
     texts = batch.generate(model, tokenizer, encode_prompts(tokenizer, messages), max_tokens, batch_size, progress,
-                     name=lambda i: f"the prompt of row {rows[i] if rows else i + 1}")
+                           name=lambda i: f"the prompt of row {rows[i] if rows else i + 1}", confidence=confidence)
     # mlx-lm's streaming detokenizer drops the first token's leading space; strip to match it
     return [t.strip() for t in texts]
 
@@ -143,22 +144,28 @@ class EvalConfig:
 
 
 def chain(model, tokenizer, steps: Sequence[tuple[tasks.Task, LoRA | None]], texts: Sequence[str],
-          cfg: EvalConfig, progress=None) -> list[list[str]]:
+          cfg: EvalConfig, progress=None, confidence: list | None = None) -> list[list[str]]:
     """The multi-step baseline: step 1's task (with its adapter) on each text, step 2's on that
     output, and so on. -> each text's output at every step; a text whose output comes back empty
-    stops there (its later outputs are ""). `progress(n)`: n more rows done at some step."""
+    stops there (its later outputs are ""). `progress(n)`: n more rows done at some step.
+    `confidence` (a list) receives per text the mean token log-probability of each step's output."""
     outputs = [[""] * len(steps) for _ in texts]
+    conf = [[float("-inf")] * len(steps) for _ in texts]
     current, todo = list(texts), [i for i, t in enumerate(texts) if t.strip()]
     for k, (task, lora) in enumerate(steps):
         remove_adapters(model)
         if lora is not None:
             apply_lora(model, lora)
+        means: list = []
         got = generate_batch(model, tokenizer, [tasks.prompt_text(task, current[i]) for i in todo], cfg.max_tokens,
-                             cfg.batch_size, progress, rows=[i + 1 for i in todo])
-        for i, g in zip(todo, got):
+                             cfg.batch_size, progress, rows=[i + 1 for i in todo], confidence=means)
+        for i, g, c in zip(todo, got, means):
             outputs[i][k] = current[i] = g
+            conf[i][k] = c
         todo = [i for i in todo if current[i].strip()]
     remove_adapters(model)
+    if confidence is not None:
+        confidence[:] = conf
     return outputs
 
 

@@ -35,8 +35,11 @@ _SENTINEL = "\u2063MLXLCINPUT\u2063"  # invisible separator, never in real input
 
 
 def title(comp: tasks.Composition) -> str:
-    prim = {"summarize": "Summary", "reply": "Reply"}[comp.primary.name]
+    """What the Shortcut shows: "Summary in Spanish" for the paper's preset, else the task names."""
+    prim = {"summarize": "Summary", "reply": "Reply"}.get(comp.primary.name)
     sec = comp.secondary
+    if prim is None or len(comp.steps) != 2 or not sec.family:
+        return ", then ".join(t.name.replace("-", " ").replace("_", " ") for t in comp.steps).capitalize()
     if sec.family == "trans":
         return f"{prim} in {tasks.LANGUAGES[sec.name]}"
     return f"{prim}, {'paraphrased' if sec.name == 'paraphrase' else sec.name}"

@@ -40,7 +40,7 @@ def check_name(name: str) -> str:
     """A task name is a file name in the store and a part of A+B: letters, digits, - _ . only."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name.endswith(".json"):
         raise MlxLcError(f"task name {name!r} is not usable: use 1 to 64 letters, digits, '-', '_' or '.', "
-                         "starting with a letter or digit (no spaces, '/' or '+')", param="name")
+                         "starting with a letter or digit (no spaces, '/' or '+')")
     return name
 
 
@@ -110,7 +110,7 @@ class Store:
             os.link(tmp, path)
         except FileExistsError:
             raise MlxLcError(f"task {record['name']} is already in the store ({path}); "
-                             f"remove it first (mlx-lc task rm {record['name']})", param="name") from None
+                             f"remove it first (mlx-lc task rm {record['name']})") from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -191,7 +191,7 @@ class Store:
         A task that a composition uses stays until that composition is removed."""
         path = self._file(name)
         if not path.exists():
-            raise MlxLcError(f"no task {name!r} in the store ({self.root})", param="name")
+            raise MlxLcError(f"no task {name!r} in the store ({self.root})")
         removed = [str(path)]
         if "+" not in name:
             users = [c["name"] for c in self.compositions() if name in c["name"].split("+")]
@@ -226,12 +226,12 @@ class Store:
         for t in steps:
             if not Path(t.adapter).is_dir():
                 raise MlxLcError(f"the adapter of task {t.name} is not there: {t.adapter} "
-                                 f"(moved or deleted? mlx-lc task rm {t.name}, then add it again)", param="task")
+                                 f"(moved or deleted? mlx-lc task rm {t.name}, then add it again)")
         bases = {t.base_model for t in steps}
         if len(bases) > 1:
             a, b = steps[0], next(t for t in steps if t.base_model != steps[0].base_model)
             raise MlxLcError(f"tasks {a.name} and {b.name} were trained on different base models "
-                             f"({a.base_model}; {b.base_model}): they cannot be composed", param="task")
+                             f"({a.base_model}; {b.base_model}): they cannot be composed")
         record = self.composition(name) or {}
         calib = record.get("calibration")
         if calib is not None and not isinstance(calib, str):

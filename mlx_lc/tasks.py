@@ -110,9 +110,14 @@ def get(name: str, store=None) -> Task | Composition:
         return found
     if len(parts) < 2 or not all(parts):
         raise MlxLcError(f"unknown task {name!r}; {_known(store)}")
-    steps = tuple(get(p, store) for p in parts)
+    steps = []
+    for part in parts:
+        found = store.task(part) or SINGLE.get(part)
+        if found is None:
+            raise MlxLcError(f"unknown task {part!r} in {name!r}; {_known(store)}")
+        steps.append(found)
     record = store.composition(name) or {}
-    return Composition(steps, record.get("instruction") or "")
+    return Composition(tuple(steps), record.get("instruction") or "")
 
 
 def _known(store) -> str:

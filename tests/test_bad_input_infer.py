@@ -72,7 +72,7 @@ def test_eval_checks_every_row_before_loading_anything(fx, work):
     data = write_rows(work / "rows.jsonl", rows)
     # the model does not exist: the bad last row is still what fails, so nothing was generated
     r = invoke("eval", "-m", work / "no_model", "-a", fx["a1"], "-d", data, "-o", work / "out")
-    assert_one_line_error(r, "rows.jsonl: row 5: unknown task 'bogus+xx'")
+    assert_one_line_error(r, "rows.jsonl: row 5: unknown task 'bogus' in 'bogus+xx'")
     nothing_written(work, ["rows.jsonl"])
 
 
