@@ -36,7 +36,7 @@ def recorded_task(adapter_paths: Sequence[str | Path] = (), calibration: str | P
     if len(names) == 1:
         return names[0]
     joined = "+".join(names)
-    return joined if joined in tasks.COMPOSITIONS else None
+    return joined if tasks.is_composition(joined) else None
 
 
 def calibration_inputs(model: str | None, adapter_paths: Sequence[str | Path],

@@ -120,6 +120,14 @@ def get(name: str, store=None) -> Task | Composition:
     return Composition(tuple(steps), record.get("instruction") or "")
 
 
+def is_composition(name: str, store=None) -> bool:
+    """Whether `name` is a composition of known tasks (the store's or the preset's)."""
+    try:
+        return isinstance(get(name, store), Composition)
+    except MlxLcError:
+        return False
+
+
 def _known(store) -> str:
     mine = [t.name for t in store.tasks()]
     return (f"tasks: {', '.join(mine + [n for n in SINGLE if n not in mine])}; a composition joins them with + "

@@ -48,15 +48,34 @@ def brief(s: dict) -> dict:
     return {k: s[k] for k in ("judge_pass", "fact_acc", "language_ok", "tone_ok", "score")}
 
 
-def targets_for(base, comp, adapters, rows, work: Path, name: str, max_tokens: int) -> list[dict]:
+def targets_for(base, comp, adapters, rows, work: Path, name: str, max_tokens: int, keep: float) -> list[dict]:
     inputs = jsonl(work / f"{name}-inputs.jsonl", [{"input": r["input"]} for r in rows])
-    out = write_targets(str(base), comp, adapters, inputs, work / f"{name}-cal", TargetsConfig(max_tokens, 64),
-                        progress=True)
-    got = {r["input"]: r for r in read_jsonl(out)}
-    return [got[r["input"]] for r in rows if r["input"] in got]
+    out = write_targets(str(base), comp, adapters, inputs, work / f"{name}-cal",
+                        TargetsConfig(max_tokens, 64, keep=keep), progress=True)
+    return read_jsonl(out)
 
 
-def run_subtask(demo: Path, seed: int, sub: str, out: Path, cfg: DemoConfig) -> dict:
+def inputs_for(demo_work: Path, sub: str, seed: int, n_inputs: int, mine: Path) -> tuple[list[dict], list[dict]]:
+    """The training and dev inputs: the gold LC++'s own (n_inputs = its row count), or a larger
+    world of the same seed, whose held-out test dialogues are the demo's (checked)."""
+    world = demo_work / "world" / "comp" / sub
+    train, valid = read_jsonl(world / "train.jsonl"), read_jsonl(world / "valid.jsonl")
+    if n_inputs <= len(train):
+        return train[:n_inputs], valid
+    from mlx_lc.demo.config import preset
+    from mlx_lc.demo.pipeline import build_world
+
+    big = mine / "world"
+    if not (big / "benchmark.json").exists():
+        cfg = replace(preset("default", subtasks=[sub], seed=seed), n_comp=n_inputs,
+                      n_valid=round(len(valid) * n_inputs / len(train)))
+        build_world(cfg, big, progress=False)
+    if read_jsonl(big / "comp" / sub / "test.jsonl") != read_jsonl(world / "test.jsonl"):
+        raise SystemExit(f"{big}: its test rows differ from the demo's; cannot compare")
+    return read_jsonl(big / "comp" / sub / "train.jsonl"), read_jsonl(big / "comp" / sub / "valid.jsonl")
+
+
+def run_subtask(demo: Path, seed: int, sub: str, out: Path, cfg: DemoConfig, n_inputs: int, keep: float) -> dict:
     work = demo / "work" / f"seed{seed}"
     base, world = work / "base", work / "world" / "comp" / sub
     comp = tasks.get(sub)
@@ -65,14 +84,14 @@ def run_subtask(demo: Path, seed: int, sub: str, out: Path, cfg: DemoConfig) -> 
     mine.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     split = {}
-    for name in ("train", "valid"):
-        gold = read_jsonl(world / f"{name}.jsonl")
-        got = targets_for(base, comp, adapters, gold, mine, name, cfg.max_tokens)
+    train_in, valid_in = inputs_for(work, sub, seed, n_inputs, mine)
+    for name, gold in (("train", train_in), ("valid", valid_in)):
+        got = targets_for(base, comp, adapters, gold, mine, name, cfg.max_tokens, keep)
         by_input = {r["input"]: r for r in gold}
         # quality of the targets, measured against gold the calibration never sees
         split[name] = brief(next(iter(summarize(score([by_input[r["input"]] for r in got],
                                                       [r["completion"] for r in got])).values())))
-        split[name]["rows"] = len(got)
+        split[name].update(rows=len(got), inputs=len(gold))
         jsonl(mine / "data" / f"{name}.jsonl", [{k: r[k] for k in ("prompt", "completion", "task")} for r in got])
     t_targets = time.perf_counter() - t0
     cal = mine / "lc++ label-free"
@@ -82,27 +101,33 @@ def run_subtask(demo: Path, seed: int, sub: str, out: Path, cfg: DemoConfig) -> 
         calibrate(str(base), adapters, mine / "data", cal, ccfg, progress=True)
     t_calib = time.perf_counter() - t0 - t_targets
 
-    model, tok = model_folder.load(str(base))
-    model.eval()
-    loras = [adapters_io.read(a) for a in adapters]
-    merged = merge(loras, MergeConfig("linear"))
-    apply_lora(model, calib_io.fold(merged, calib_io.load(cal, merged)))
-    test = read_jsonl(world / "test.jsonl")
-    records = score(test, generate_batch(model, tok, [r["prompt"] for r in test], cfg.max_tokens, cfg.eval_batch))
-    remove_adapters(model)
-    jsonl(mine / "test.lc++ label-free.jsonl", records)
-    ev = work / "eval"
-    result = {"lc++ label-free": brief(next(iter(summarize(records).values())))}
+    scored = mine / "test.lc++ label-free.jsonl"
+    if not scored.exists():
+        model, tok = model_folder.load(str(base))
+        model.eval()
+        loras = [adapters_io.read(a) for a in adapters]
+        merged = merge(loras, MergeConfig("linear"))
+        apply_lora(model, calib_io.fold(merged, calib_io.load(cal, merged)))
+        test = read_jsonl(world / "test.jsonl")
+        jsonl(scored, score(test, generate_batch(model, tok, [r["prompt"] for r in test], cfg.max_tokens,
+                                                 cfg.eval_batch)))
+        remove_adapters(model)
+    result = {"lc++ label-free": brief(next(iter(summarize(read_jsonl_any(scored)).values())))}
     for method in ("multi-step", "lc++"):
-        recs = read_jsonl_any(ev / f"{sub}.{method}.jsonl")
-        result[method] = brief(next(iter(summarize(recs).values())))
+        path = work / "eval" / f"{sub}.{method}.jsonl"
+        if path.exists():  # the demo scores them last: a run still training has none yet
+            result[method] = brief(next(iter(summarize(read_jsonl_any(path)).values())))
     fit = json.loads((cal / "calibration_config.json").read_text())["result"]
-    return {"scores": result, "targets": split, "fit": fit,
+    return {"scores": result, "targets": split, "fit": fit, "inputs": n_inputs, "keep": keep,
             "seconds": {"targets": round(t_targets, 1), "calibration": round(t_calib, 1)}}
 
 
 def read_jsonl_any(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _n(x, digits=0) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 def report(results: dict, out: Path) -> None:
@@ -116,20 +141,22 @@ def report(results: dict, out: Path) -> None:
              "|---|---|---|---|---|"]
     for sub in subs:
         s = results["subtasks"][sub]["scores"]
-        ms, gold, lf = (100 * s[m]["judge_pass"] for m in ("multi-step", "lc++", "lc++ label-free"))
+        ms, gold, lf = (100 * s[m]["judge_pass"] if m in s else None for m in ("multi-step", "lc++", "lc++ label-free"))
         ratio = f"{100 * lf / ms:.0f}%" if ms else "n/a"
-        lines.append(f"| {sub} ({GROUP.get(sub, '')}) | {ms:.0f} | {gold:.0f} | **{lf:.0f}** | {ratio} |")
+        lines.append(f"| {sub} ({GROUP.get(sub, '')}) | {_n(ms)} | {_n(gold)} | **{lf:.0f}** | {ratio} |")
     lines += ["", "Fact accuracy % (who, what, where, when):", "",
               "| sub-task | multi-step | LC++ on gold | LC++ label-free |", "|---|---|---|---|"]
     for sub in subs:
         s = results["subtasks"][sub]["scores"]
-        lines.append(f"| {sub} | " + " | ".join(f"{100 * s[m]['fact_acc']:.1f}"
+        lines.append(f"| {sub} | " + " | ".join(_n(100 * s[m]["fact_acc"] if m in s else None, 1)
                                                  for m in ("multi-step", "lc++", "lc++ label-free")) + " |")
-    lines += ["", "The targets the chain wrote, judged against the gold answers (for this report only):", "",
-              "| sub-task | training rows | judge pass % | facts % | dev rows | judge pass % |", "|---|---|---|---|---|---|"]
+    lines += ["", "The targets the chain wrote (the surest fraction kept of the inputs given), judged against "
+              "the gold answers for this report only:", "",
+              "| sub-task | inputs | kept | judge pass % | facts % | dev rows | judge pass % |",
+              "|---|---|---|---|---|---|---|"]
     for sub in subs:
         t = results["subtasks"][sub]["targets"]
-        lines.append(f"| {sub} | {t['train']['rows']} | {100 * t['train']['judge_pass']:.0f} | "
+        lines.append(f"| {sub} | {t['train']['inputs']} | {t['train']['rows']} | {100 * t['train']['judge_pass']:.0f} | "
                      f"{100 * t['train']['fact_acc']:.1f} | {t['valid']['rows']} | {100 * t['valid']['judge_pass']:.0f} |")
     lines += ["", f"Machine: {results['machine']}; wall time {results['wall_seconds'] / 60:.1f} min."]
     atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
@@ -166,6 +193,9 @@ def main() -> None:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--subtask", action="append", help="Default: the demo run's sub-tasks.")
+    ap.add_argument("--inputs", type=int, help="Training inputs (default: the gold LC++'s; more come from a "
+                    "larger world of the same seed, with the same test dialogues).")
+    ap.add_argument("--keep", type=float, default=1.0, help="Fraction of the targets kept, surest first.")
     args = ap.parse_args()
     demo_cfg = json.loads((args.demo / "work" / f"seed{args.seed}" / "demo_config.json").read_text())
     cfg = seeded(replace(DemoConfig(), seed=args.seed, max_tokens=demo_cfg["max_tokens"],
@@ -176,7 +206,8 @@ def main() -> None:
                "n_test": len(read_jsonl(args.demo / "work" / f"seed{args.seed}" / "world" / "comp" / subs[0] / "test.jsonl")),
                "machine": f"{platform.machine()}, {platform.system()}", "subtasks": {}}
     for sub in subs:
-        results["subtasks"][sub] = run_subtask(args.demo, args.seed, sub, args.out, cfg)
+        n = args.inputs or demo_cfg["n_comp"]
+        results["subtasks"][sub] = run_subtask(args.demo, args.seed, sub, args.out, cfg, n, args.keep)
         print(sub, json.dumps(results["subtasks"][sub]["scores"]), flush=True)
         results["wall_seconds"] = round(time.perf_counter() - t0, 1)
         report(results, args.out)

@@ -87,7 +87,23 @@ def test_own_tasks_label_free_calibration_and_generate_through_the_store(trained
     stdin = invoke("generate", "--task", "first-two+shout", "--max-tokens", 8, "--store", store, input="the cat sat")
     assert stdin.output == via_store.output, stdin.output
 
-    assert "first-two+shout" in invoke("tasks", "--store", store).output
+    # fold: one ordinary adapter that generates the same text
+    folded = invoke("fold", "--task", "first-two+shout", "-o", tmp_path / "folded", "--store", store)
+    assert folded.exit_code == 0, folded.output
+    same = invoke("generate", "-m", _base(loras), "-a", tmp_path / "folded", "-p", "the cat sat", "--max-tokens", 8,
+                  "--store", store)
+    assert same.output == via_store.output, same.output
+
+    # eval through the store records its score there, and `tasks` shows it
+    rows = [{"prompt": f"Keep the first two words, in capitals.\n\n{t}", "completion": " ".join(t.split()[:2]).upper(),
+             "task": "first-two+shout"} for t in ("the cat sat on", "a red door", "rain fell near the mat")]
+    scored = invoke("eval", "--task", "first-two+shout", "-d", _write(tmp_path / "test.jsonl", rows),
+                    "--max-tokens", 6, "--store", store)
+    assert scored.exit_code == 0, scored.output
+    record = json.loads((store / "compositions" / "first-two+shout.json").read_text())
+    assert record["scores"]["calibrated"]["n"] == 3
+    listing = invoke("tasks", "--store", store).output
+    assert "scores: calibrated: score" in listing, listing
     removed = invoke("task", "rm", "first-two+shout", "--store", store)
     assert removed.exit_code == 0 and not cal.exists() and not (store / "compositions" / "first-two+shout.json").exists()
 

@@ -97,13 +97,13 @@ def parse(value: str) -> CompositionSpec:
 
 def resolve_task(spec: CompositionSpec) -> str:
     candidates = [spec.task] if spec.task else []
-    if not candidates and spec.name in tasks.COMPOSITIONS:
+    if not candidates and tasks.is_composition(spec.name):
         candidates = [spec.name]
     if not candidates and spec.calibration is not None:
         cfg = calib_io.read_config(spec.calibration)
         recorded = cfg.get("task") or cfg.get("tasks") or (cfg.get("train") or {}).get("tasks") or []
         recorded = [recorded] if isinstance(recorded, str) else list(recorded)
-        candidates = [t for t in recorded if t in tasks.COMPOSITIONS]
+        candidates = [t for t in recorded if isinstance(t, str) and tasks.is_composition(t)]
         if len(candidates) > 1:
             raise MlxLcError(f"composition {spec.name}: calibration {spec.calibration} was trained on several "
                              f"tasks ({', '.join(candidates)}); name one as NAME:TASK=...")
