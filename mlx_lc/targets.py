@@ -24,9 +24,10 @@ from . import adapters as adapters_io
 from . import model_folder, tasks
 from .errors import MlxLcError
 from .evaluate import EvalConfig, chain
-from .io import read_text, sha256
+from .io import sha256
 from .model_folder import model_id
 from .outputs import atomic_write_text
+from .training.rows import json_lines
 
 CHUNK = 256  # inputs per cached file: what a killed run can lose
 FILE = "targets.jsonl"
@@ -47,19 +48,11 @@ class TargetsConfig:
 
 def read_inputs(path: str | Path) -> list[str]:
     """JSON Lines with a string 'input' (or 'text') per row; empty ones are skipped."""
-    path = Path(path)
-    text = read_text(path, "inputs file")
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise MlxLcError(f"{path}:{n}: not JSON ({e.msg}); expected one object per line with an 'input'") from None
+    for n, row, hint in json_lines(path, "inputs file"):
         value = row.get("input", row.get("text")) if isinstance(row, dict) else None
         if not isinstance(value, str):
-            raise MlxLcError(f"{path}:{n}: each row needs a string field 'input' (the text to run the tasks on)")
+            raise MlxLcError(f"{path}:{n}: each row needs a string field 'input' (the text to run the tasks on){hint}")
         if value.strip():
             out.append(value)
     if not out:

@@ -215,3 +215,20 @@ def test_missing_adapter_other_base_and_hand_edited_store(stocked, tmp_path, tin
     for cmd in (["tasks"], ["generate", "--task", "first-two+shout", "x"]):
         assert_one_line_error(invoke(*cmd, "--store", store), "shout.json is not valid JSON")
     assert not (store / "calibrations").exists()
+
+
+def test_teacher_model_runs_the_chain_from_the_instructions(trained, tmp_path, tiny_path):
+    """--teacher-model: another model writes the targets, each step prompted with its task's
+    instruction and no adapter, as `mlx-lc generate -m TEACHER --task STEP` would answer."""
+    root, loras, inputs, specs = trained
+    store = tmp_path / "store"
+    _add(store, "first-two", loras["first-two"], specs["first-two"][0])
+    _add(store, "shout", loras["shout"], specs["shout"][0], "--kind", "secondary", "--modifier", ", in capitals")
+    teacher = tmp_path / "teacher"
+    assert invoke("tiny-model", teacher, "--seed", 3).exit_code == 0
+    r = invoke("calibrate", "--task", "first-two+shout", "--inputs", inputs, "--teacher-model", teacher,
+               "--store", store, "--iters", 1, "--batch-size", 4, "--targets-max-tokens", 5, "-q")
+    assert r.exit_code == 0, r.output
+    row = json.loads((store / "calibrations" / "first-two+shout" / "targets.jsonl").read_text().splitlines()[0])
+    first = invoke("generate", "-m", teacher, "--task", "first-two", row["input"], "--max-tokens", 5)
+    assert first.exit_code == 0 and first.output.strip() == row["steps"][0], (first.output, row)

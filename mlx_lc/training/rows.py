@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -15,20 +16,26 @@ from ..io import read_text
 Example = tuple[list[int], int]  # token ids, number of leading tokens without loss (the prompt)
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Rows with string `prompt` and `completion`; errors name the file and line."""
+def json_lines(path: str | Path, what: str = "data file") -> Iterator[tuple[int, object, str]]:
+    """(line number, parsed value, hint) per non-empty line of a JSON Lines file; a line that is
+    not JSON fails naming the file and line. `hint` is for the caller's own errors about a row."""
     path = Path(path)
-    text = read_text(path, "data file")
+    text = read_text(path, what)
     # a JSON array (one big list) is the usual mistake; its rows would fail one by one below
     hint = "; expected JSON Lines (one object per line), not a JSON array" if text.lstrip().startswith("[") else ""
-    rows = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            yield n, json.loads(line), hint
         except json.JSONDecodeError as e:
             raise MlxLcError(f"{path}:{n}: not JSON ({e.msg}){hint}") from None
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Rows with string `prompt` and `completion`; errors name the file and line."""
+    rows = []
+    for n, row, hint in json_lines(path):
         if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) \
                 or not isinstance(row.get("completion"), str):
             raise MlxLcError(f"{path}:{n}: each row needs string fields 'prompt' and 'completion'{hint}")
