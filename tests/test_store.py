@@ -232,3 +232,37 @@ def test_teacher_model_runs_the_chain_from_the_instructions(trained, tmp_path, t
     row = json.loads((store / "calibrations" / "first-two+shout" / "targets.jsonl").read_text().splitlines()[0])
     first = invoke("generate", "-m", teacher, "--task", "first-two", row["input"], "--max-tokens", 5)
     assert first.exit_code == 0 and first.output.strip() == row["steps"][0], (first.output, row)
+
+
+def test_a_calibration_shared_on_the_hub(trained, tmp_path, monkeypatch):
+    """task add A+B -c user/repo: the calibration comes through huggingface_hub (here from its
+    cache, offline: the layout a download leaves) and generates as the local folder does."""
+    root, loras, inputs, specs = trained
+    store = tmp_path / "store"
+    _add(store, "first-two", loras["first-two"], specs["first-two"][0])
+    _add(store, "shout", loras["shout"], specs["shout"][0], "--kind", "secondary", "--modifier", ", in capitals")
+    local = tmp_path / "cal"
+    r = invoke("calibrate", "--task", "first-two+shout", "--inputs", inputs, "-o", local, "--store", store,
+               "--iters", 2, "--batch-size", 4, "--targets-max-tokens", 6, "-q")
+    assert r.exit_code == 0, r.output
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someone--first-two-shout" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    for name in ("calibration.safetensors", "calibration_config.json"):
+        shutil.copy(local / name, snapshot / name)
+    (cache / "models--someone--first-two-shout" / "refs").mkdir()
+    (cache / "models--someone--first-two-shout" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    assert invoke("task", "rm", "first-two+shout", "--store", store).exit_code == 0
+    added = invoke("task", "add", "first-two+shout", "-c", "someone/first-two-shout", "--store", store)
+    assert added.exit_code == 0, added.output
+    via_hub = invoke("generate", "--task", "first-two+shout", "the cat sat", "--max-tokens", 8, "--store", store)
+    direct = invoke("generate", "-c", local, "-p", "the cat sat", "--max-tokens", 8)
+    assert via_hub.exit_code == 0 and via_hub.output == direct.output, (via_hub.output, direct.output)
+    assert_one_line_error(invoke("task", "add", "first-two+shout", "-c", "nobody/nothing", "--store", store),
+                          "calibration not found: nobody/nothing")
