@@ -266,3 +266,25 @@ def test_a_calibration_shared_on_the_hub(trained, tmp_path, monkeypatch):
     assert via_hub.exit_code == 0 and via_hub.output == direct.output, (via_hub.output, direct.output)
     assert_one_line_error(invoke("task", "add", "first-two+shout", "-c", "nobody/nothing", "--store", store),
                           "calibration not found: nobody/nothing")
+
+
+def test_three_tasks_compose_the_same_way(trained, tmp_path):
+    """A+B+C: one merge of three LoRAs, one calibration, a chain of three passes for its targets."""
+    root, loras, inputs, specs = trained
+    store = tmp_path / "store"
+    _add(store, "first-two", loras["first-two"], specs["first-two"][0])
+    _add(store, "shout", loras["shout"], specs["shout"][0], "--kind", "secondary", "--modifier", ", in capitals")
+    _add(store, "again", loras["shout"], specs["shout"][0], "--kind", "secondary")
+    r = invoke("calibrate", "--task", "first-two+shout+again", "--inputs", inputs, "--store", store, "--iters", 1,
+               "--batch-size", 4, "--targets-max-tokens", 5, "-q")
+    assert r.exit_code == 0, r.output
+    cal = store / "calibrations" / "first-two+shout+again"
+    assert len(json.loads((cal / "calibration_config.json").read_text())["sources"]) == 3
+    row = json.loads((cal / "targets.jsonl").read_text().splitlines()[0])
+    assert len(row["steps"]) == 3
+    assert row["prompt"].startswith("Keep the first two words, in capitals. Then: Rewrite the text in capitals.\n\n")
+    chain = invoke("generate", "--task", "first-two+shout+again", "--multi-step", row["input"], "--max-tokens", 5,
+                   "--store", store)
+    assert chain.output.strip() == row["completion"], (chain.output, row)
+    one = invoke("generate", "--task", "first-two+shout+again", "the cat", "--max-tokens", 5, "--store", store)
+    assert one.exit_code == 0, one.output
