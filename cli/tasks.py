@@ -97,6 +97,13 @@ def task_add(name, adapter, instruction, kind, modifier, model, calibration, sto
     if adapter is None:
         raise MlxLcError(f"give --adapter: the LoRA folder of task {name}")
     builtin = tasks_lib.SINGLE.get(name)
+    if builtin is not None:
+        # a built-in name keeps its prompt, so the demo and the paper's data mean the same task
+        given = {"--instruction": (instruction, builtin.instruction), "--kind": (kind, builtin.kind),
+                 "--modifier": (modifier, builtin.modifier)}
+        for flag, (value, own) in given.items():
+            if value is not None and value.strip() != own.strip():
+                raise MlxLcError(f"{name} is a built-in task ({flag} {own!r}); add your own under another name")
     if instruction is None:
         if builtin is None:
             raise MlxLcError(f"give --instruction: the instruction the {name} LoRA was trained with")

@@ -177,6 +177,7 @@ def stocked(trained, tmp_path):
     (["task", "add", "mine", "--adapter", "NOWHERE", "--instruction", "x"], "adapter folder not found"),
     (["task", "add", "mine", "--adapter", "LORA", "--instruction", "  "], "instruction is empty"),
     (["task", "rm", "nope"], "no task 'nope'"),
+    (["task", "add", "summarize", "--adapter", "LORA", "--instruction", "Sum up."], "summarize is a built-in task"),
     (["task", "rm", "first-two+nope"], "no task"),
     (["generate", "--task", "summarize+shout", "x"], "built-in task summarize has no adapter"),
     (["calibrate", "--task", "first-two", "--inputs", "INPUTS"], "single task"),
