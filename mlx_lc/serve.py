@@ -394,9 +394,11 @@ class Handler(BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """http.server's own refusals (a bad request line, a method it has no do_ for) in the JSON shape."""
         self.close_connection = True
+        if code == 501:  # a method with no do_ here
+            code, message = 405, f"method {self.command} is not allowed: use GET or POST"
         try:
             self._json(code, ApiError(code, message or self.responses.get(code, ("error",))[0],
-                                      code="bad_request" if code < 500 else "not_implemented").body())
+                                      code="method_not_allowed" if code == 405 else "bad_request").body())
         except OSError:
             pass
 
