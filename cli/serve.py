@@ -41,6 +41,9 @@ def serve(model, host, port, api_key, cache_size, store):
     def stop(signum, frame):  # shutdown() waits for serve_forever, which runs on this thread
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        click.echo(f"mlx-lc serve: listening on {host} without --api-key: anyone who can reach it can use it",
+                   err=True)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     click.echo(f"mlx-lc serve: {server.engine.model_name} at {server.url} "
