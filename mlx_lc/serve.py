@@ -47,6 +47,7 @@ DRAIN_LIMIT = 64 * 2**20  # a refused body up to this is read and dropped, so th
 DEFAULT_MAX_TOKENS = 256  # as `mlx-lc generate`
 MAX_STOP = 4  # OpenAI's limit on stop sequences
 SOCKET_TIMEOUT = 30.0  # a client silent this long is dropped (its thread must not hold shutdown)
+MAX_PENDING = 256  # requests waiting for the model past this are refused (503), not queued without end
 
 
 class ApiError(Exception):
@@ -102,6 +103,7 @@ class Engine:
         self.stats = {"swaps": 0, "prepared": 0, "swap_s": 0.0}
         self._jobs: queue.Queue = queue.Queue()
         self._closed = False
+        self._drained = threading.Event()
         self._worker = threading.Thread(target=self._work, name="mlx-lc-serve-worker", daemon=True)
         self._worker.start()
 
@@ -158,14 +160,19 @@ class Engine:
     def submit(self, job: Job) -> Job:
         if self._closed:
             raise ApiError(503, "the server is shutting down", type="server_error", code="shutting_down")
+        if self._jobs.qsize() >= MAX_PENDING:
+            raise ApiError(503, f"{MAX_PENDING} requests are already waiting: try again later", type="server_error",
+                           code="busy")
         self._jobs.put(job)
         return job
 
     def close(self, timeout: float | None = None) -> None:
-        """Finish the queued jobs, then stop the worker."""
+        """Refuse new jobs and wait until the queued ones are done. The worker thread itself stays
+        (a daemon, idle): MLX aborts the process at exit when a thread that generated has ended
+        ("terminate called without an active exception", mlx 0.32), and a live daemon is harmless."""
         self._closed = True
         self._jobs.put(None)
-        self._worker.join(timeout)
+        self._drained.wait(timeout)
 
     # ------------------------------------------------------------ the model (worker thread only)
 
@@ -217,8 +224,9 @@ class Engine:
 
         while True:
             job = self._jobs.get()
-            if job is None:
-                return
+            if job is None:  # close(): everything before it is done; the thread idles on (see close)
+                self._drained.set()
+                continue
             if job.cancel.is_set():
                 continue
             try:

@@ -134,6 +134,10 @@ def test_base_and_stop_and_usage(running):
     client = running.client()
     r = client.completions.create(model=running.server.engine.model_name, prompt="the cat", max_tokens=5)
     assert r.usage.completion_tokens <= 5 and r.usage.prompt_tokens > 0
+    chunks = list(client.chat.completions.create(model="shout", messages=[{"role": "user", "content": TEXTS[0]}],
+                                                 max_tokens=N, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and 1 <= chunks[-1].usage.completion_tokens <= N
+    assert chunks[-2].choices[0].finish_reason in ("stop", "length")
     full = ask(client, "first-two+shout", TEXTS[0], "text")
     at = next((i for i in range(1, len(full) - 1) if full.find(full[i:i + 2]) == i), None)
     if at is not None:  # a stop sequence cuts the text where it first appears, streamed or not
@@ -176,12 +180,33 @@ BAD = [
 
 
 def test_bad_requests_get_a_json_4xx_and_the_server_keeps_serving(running, expected):
+    """Every bad request once, from 4 clients at once, good requests in between: each bad one gets its
+    4xx, each good one its right answer."""
     client = running.client()
-    for method, path, body, status, code in BAD:
+    work = [("bad", b) for b in BAD] + [("good", (MODELS[i % 4], TEXTS[i % 3])) for i in range(8)]
+    work = work[::2] + work[1::2]
+
+    def one(item):
+        kind, what = item
+        if kind == "good":
+            return ask(client, *what, "chat") == expected[what]
+        method, path, body, status, code = what
         got, payload = raw(running.port, method, path, body)
-        assert got == status and payload["error"]["code"] == code, (path, body if len(str(body)) < 200 else "...", payload)
         assert isinstance(payload["error"]["message"], str) and payload["error"]["type"]
+        return got == status and payload["error"]["code"] == code or (path, str(body)[:100], payload)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, work))
+    assert all(r is True for r in results), [r for r in results if r is not True]
     assert ask(client, "first-two+shout", TEXTS[0], "chat") == expected["first-two+shout", TEXTS[0]]
+
+
+def test_seeded_sampling_matches_generate(running, store):
+    r = invoke("generate", "--task", "first-two+shout", TEXTS[2], "--max-tokens", N, "--temp", 0.9, "--seed", 5,
+               "--store", store)
+    got = running.client().completions.create(model="first-two+shout", prompt=TEXTS[2], max_tokens=N,
+                                              temperature=0.9, seed=5)
+    assert r.exit_code == 0 and got.choices[0].text == r.stdout[:-1]
 
 
 def test_a_client_leaving_mid_stream_frees_the_model(running, expected):
