@@ -607,5 +607,5 @@ def default_model(store: Store) -> str:
     bases = sorted({model_folder.model_id(t.base_model) for t in store.tasks() if t.base_model})
     if len(bases) != 1:
         why = "the store has no tasks" if not bases else f"the store's tasks use {len(bases)} base models"
-        raise MlxLcError(f"give --model: {why}", param="model")
+        raise MlxLcError(f"give --model: {why}")
     return bases[0]
