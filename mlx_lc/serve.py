@@ -126,7 +126,7 @@ class Engine:
             for part in name.split("+"):
                 check_name(part)
         except MlxLcError:
-            raise ApiError(404, f"model {name!r} does not exist: name the base, a task or a composition "
+            raise ApiError(404, f"model {name[:80]!r} does not exist: name the base, a task or a composition "
                            "(tasks joined by +) of GET /v1/models", code="model_not_found", param="model") from None
         try:
             found = self.store.resolve(name)

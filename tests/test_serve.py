@@ -116,11 +116,11 @@ def test_models_lists_base_tasks_and_compositions(running, tiny_path):
 
 
 def test_concurrent_interleaved_requests_each_get_their_composition(running, expected):
-    """4 clients x 9 requests at once, compositions and request kinds interleaved: every greedy answer is
+    """4 clients x 10 requests at once, compositions and request kinds interleaved: every greedy answer is
     what `mlx-lc generate` gives for that composition; the factors of each were prepared once."""
     client = running.client()
     jobs = [(MODELS[(c + i) % len(MODELS)], TEXTS[(c * 2 + i) % len(TEXTS)], ("chat", "text", "stream")[i % 3])
-            for c in range(4) for i in range(9)]
+            for c in range(4) for i in range(10)]
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda j: ask(client, *j), jobs))
     wrong = [(j, g, expected[j[0], j[1]]) for j, g in zip(jobs, got) if g != expected[j[0], j[1]]]
