@@ -22,6 +22,8 @@ from __future__ import annotations
 import hmac
 import json
 import queue
+import select
+import socket
 import sys
 import threading
 import time
@@ -360,6 +362,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "mlx-lc"
     timeout = SOCKET_TIMEOUT
     _body_read = True
+    _checked = 0.0  # when _next last looked whether the client is still there
 
     @property
     def engine(self) -> Engine:
@@ -453,7 +456,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, str(e), code="context_length_exceeded" if "context" in str(e) else "invalid_value")
             key = None if found is None else (req.model, tuple(found.adapters), found.calibration)
             job = self.engine.submit(Job(key, found, prompt, req.max_tokens, req.sampling, req.seed))
-            first = job.out.get()
+            first = self._next(job)
             if isinstance(first, MlxLcError):
                 raise ApiError(400, f"model {req.model!r} cannot be loaded: {first}", code="model_unusable",
                                param="model")
@@ -498,6 +501,29 @@ class Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ the answer
 
+    def _next(self, job: Job):
+        """The worker's next message for this job; while waiting (queued behind others, or
+        generating a long answer not streamed), notice a client that has gone and cancel its job."""
+        while True:
+            try:
+                msg = job.out.get(timeout=0.25)
+            except queue.Empty:
+                msg = None
+            if msg is not None and time.monotonic() - self._checked < 0.25:
+                return msg
+            self._checked = time.monotonic()  # tokens keep coming: look at the socket 4 times a second
+            try:
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                gone = bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            except (OSError, ValueError):
+                gone = True
+            if gone:
+                job.cancel.set()
+                self.engine.log("client left before its answer: its request is dropped")
+                raise ConnectionResetError("client left")
+            if msg is not None:
+                return msg
+
     def _answer(self, req: Request, job: Job, prompt_tokens: int) -> None:
         rid = f"{'chatcmpl' if req.chat else 'cmpl'}-{uuid.uuid4().hex}"
         kind = "chat.completion" if req.chat else "text_completion"
@@ -527,7 +553,7 @@ class Handler(BaseHTTPRequestHandler):
                     event({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                                 "finish_reason": None, "logprobs": None}]})
             while True:
-                msg = job.out.get()
+                msg = self._next(job)
                 if isinstance(msg, Exception):
                     raise msg
                 if msg[0] == "end":

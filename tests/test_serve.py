@@ -216,6 +216,9 @@ def test_a_client_leaving_mid_stream_frees_the_model(running, expected):
         with socket.create_connection(("127.0.0.1", running.port), timeout=30) as s:
             s.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
             assert s.recv(4096).startswith(b"HTTP/1.0 200")  # the headers, maybe a first event: then gone
+    with socket.create_connection(("127.0.0.1", running.port), timeout=30) as s:  # not streamed: gone while waiting
+        quiet = body.replace('"stream": true', '"stream": false')
+        s.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(quiet)}\r\n\r\n{quiet}".encode())
     t0 = time.perf_counter()
     assert ask(running.client(), "shout", TEXTS[1], "stream") == expected["shout", TEXTS[1]]
     assert time.perf_counter() - t0 < 20
@@ -223,6 +226,9 @@ def test_a_client_leaving_mid_stream_frees_the_model(running, expected):
     while not any("client left" in ln for ln in running.lines) and time.time() < deadline:
         time.sleep(0.1)
     assert any("client left" in ln for ln in running.lines), running.lines[-5:]
+    while not any("client left before" in ln for ln in running.lines) and time.time() < deadline:
+        time.sleep(0.1)
+    assert any("client left before" in ln for ln in running.lines), running.lines
 
 
 def test_api_key_on_every_route(store, tiny_path):
