@@ -94,6 +94,7 @@ class Engine:
         self.model, self.tokenizer = model_folder.load(model)
         self.model.eval()
         self.context = model_folder.model_context(self.model)
+        self.vocab = getattr(getattr(self.model, "args", None), "vocab_size", None)
         # every adaptable linear as loaded: what a swap puts back where a composition has no factors
         shapes = adapters_io.linear_shapes(self.model)
         self._base = {p: m for p, m in self.model.named_modules() if p in shapes}
@@ -291,8 +292,9 @@ def _text(content, where: str) -> str:
     raise ApiError(400, f"{where} must be a string or a list of text parts", code="invalid_type", param=where)
 
 
-def parse_request(body, chat: bool, max_tokens_limit: int) -> Request:
-    """Check a request body; one ApiError (400) for the first thing wrong."""
+def parse_request(body, chat: bool, max_tokens_limit: int, vocab: int | None = None) -> Request:
+    """Check a request body; one ApiError (400) for the first thing wrong. What mlx-lm would fail
+    on deep in generation (top_k past the vocabulary, a seed past 64 bits) is refused here."""
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
     if chat:
@@ -329,9 +331,14 @@ def parse_request(body, chat: bool, max_tokens_limit: int) -> Request:
         param = {"temp": "temperature"}.get(e.param, e.param)
         raise ApiError(400, str(e).replace("temp ", "temperature ", 1) if e.param == "temp" else str(e),
                        code="invalid_value", param=param) from None
+    if vocab and sampling["top_k"] > vocab:
+        raise ApiError(400, f"top_k must be at most the vocabulary's {vocab}, got {sampling['top_k']}",
+                       code="invalid_value", param="top_k")
     if sampling["top_p"] == 1.0:
         sampling["top_p"] = 0.0  # OpenAI's "no nucleus cut"; mlx-lm's off is 0
     seed = _number(body, "seed", None, int)
+    if seed is not None and not 0 <= seed < 2**64:
+        raise ApiError(400, f"seed must be in [0, 2**64), got {seed}", code="invalid_value", param="seed")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise ApiError(400, "stream must be true or false", code="invalid_type", param="stream")
@@ -447,7 +454,8 @@ class Handler(BaseHTTPRequestHandler):
             if path not in ("/v1/chat/completions", "/v1/completions"):
                 raise ApiError(404, f"no route {path or '/'}", code="not_found")
             body = self._read_json()
-            req = parse_request(body, path.endswith("chat/completions"), self.server.max_tokens_limit)
+            req = parse_request(body, path.endswith("chat/completions"), self.server.max_tokens_limit,
+                                self.engine.vocab)
             found = self.engine.resolve(req.model)
             try:
                 prompt = self.engine.prompt(found, req.text, req.chat)
