@@ -107,6 +107,7 @@ from . import data  # noqa: E402,F401
 from . import export  # noqa: E402,F401
 from . import bench  # noqa: E402,F401
 from . import tasks  # noqa: E402,F401
+from . import serve  # noqa: E402,F401
 
 
 if __name__ == "__main__":

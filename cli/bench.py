@@ -17,7 +17,8 @@ from .paths import out_folder
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]),
               help="Weights of a random --shape model.")
 @click.option("--quick", is_flag=True, help="Smoke run: tiny model, few tokens, two rounds.")
-@click.option("--only", help="Comma-separated groups: e2e, decode, generate, train, exp, blas (default: all).")
+@click.option("--only", help="Comma-separated groups: e2e, decode, generate, train, exp, blas (default: these "
+              "six), and serve (mlx-lc serve vs mlx_lm.server, each in a process of its own: only when named).")
 @click.option("--rank", default=32, show_default=True, help="Rank of the two random task LoRAs.")
 @click.option("--max-tokens", type=int, help="Tokens per generation pass [64; quick 8].")
 @click.option("--rounds", type=int, help="Interleaved timed rounds per comparison [7; quick 2].")
@@ -35,7 +36,7 @@ def bench(model, shape, dtype, quick, only, rank, max_tokens, rounds, prompts, t
           blas_n, seed, out, no_progress):
     """Benchmark single pass vs multi-step, fused vs runtime adapters, mlx-lc vs mlx-lm generation,
     decode speed vs memory bandwidth, LoRA vs calibration training steps, the share of exponentials
-    in a training step, and the Linux BLAS.
+    in a training step, the Linux BLAS, and (--only serve) mlx-lc serve vs mlx_lm.server.
 
     Every row is a ratio of two variants timed in turns in this one run, on the same model and
     inputs; adapters and calibrations are random (speed does not depend on what they learned).
@@ -44,7 +45,7 @@ def bench(model, shape, dtype, quick, only, rank, max_tokens, rounds, prompts, t
     from mlx_lc.bench import report as bench_report
     from mlx_lc.bench import run as lib
 
-    groups = tuple(g.strip() for g in only.split(",") if g.strip()) if only else lib.GROUPS
+    groups = tuple(g.strip() for g in only.split(",") if g.strip()) if only else lib.DEFAULT_GROUPS
     cfg = lib.BenchConfig(model=model, shape=shape, dtype=dtype, quick=quick, groups=groups, rank=rank,
                           max_tokens=max_tokens, rounds=rounds, prompts=prompts, train_batch=train_batch,
                           train_seq=train_seq, copy_mb=copy_mb, blas_n=blas_n, seed=seed)

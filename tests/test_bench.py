@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from mlx_lc.cli import main
@@ -88,3 +89,16 @@ def test_exp_free_swaps_every_exp_user_and_restores_them(tmp_path):
     assert inside.shape == before.shape and not mx.allclose(inside, before).item()
     assert (mx.fast.scaled_dot_product_attention, nn.losses.cross_entropy, llama.swiglu) == originals
     assert mx.array_equal(model(x), before).item()
+
+
+@pytest.mark.slow  # starts mlx-lc serve and mlx_lm.server, a process each: python -m pytest -m slow
+def test_quick_serve_bench(tmp_path):
+    res = CliRunner().invoke(main, ["bench", "--quick", "--only", "serve", "--no-progress", "--out", str(tmp_path)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert {r["id"] for r in result["rows"]} == {"serve_switch", "serve_switch_request", "serve_tokens",
+                                                  "serve_tokens_repeat", "serve_mixed_rps", "serve_mixed_p50",
+                                                  "serve_mixed_p99"}
+    assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in result["rows"])
+    assert all(result["details"]["serve"]["same_text"].values())  # both servers run the same weights on the same tokens

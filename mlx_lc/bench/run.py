@@ -37,8 +37,11 @@ from .. import model_folder
 from ..generate import compose, generate, multi_step
 from . import measure as bm
 from . import setup as bs
+from .serve import bench_serve
 
-GROUPS = ("e2e", "decode", "generate", "train", "exp", "blas")
+DEFAULT_GROUPS = ("e2e", "decode", "generate", "train", "exp", "blas")
+# serve starts two server processes (mlx-lc serve, mlx_lm.server): only when asked for, with --only serve
+GROUPS = (*DEFAULT_GROUPS, "serve")
 COMPOSITION = "summarize+es"
 DIALOGUES = [
     "Anna: Are we still on for lunch tomorrow?\nBen: Yes! The new café on Main Street at noon?\n"
@@ -56,7 +59,7 @@ class BenchConfig:
     shape: str = "tiny"  # tiny (mlx_lc.tiny) or a published architecture from setup.SHAPES
     dtype: str = "float32"  # weights of a random `shape` model
     quick: bool = False  # a smoke run: tiny sizes everywhere
-    groups: tuple[str, ...] = GROUPS
+    groups: tuple[str, ...] = DEFAULT_GROUPS
     rank: int = 32  # of the two task LoRAs (the paper: 32, scale 0.5)
     max_tokens: int | None = None  # tokens per generation pass (default 64; quick 8)
     rounds: int | None = None  # timed rounds per comparison (default 7; quick 2)
@@ -339,7 +342,7 @@ def bench_blas(b: "Bench | BenchConfig", progress) -> tuple[list, dict]:
 
 
 RUNNERS = {"e2e": bench_e2e, "decode": bench_decode, "generate": bench_generate, "train": bench_train,
-           "exp": bench_exp, "blas": bench_blas}
+           "exp": bench_exp, "blas": bench_blas, "serve": bench_serve}
 
 
 # ---------------------------------------------------------------- the run
@@ -364,7 +367,7 @@ def _load() -> list[float] | None:
 
 
 def progress_total(cfg: BenchConfig) -> int:
-    per = {"e2e": 3, "decode": 11, "generate": 2, "train": 3, "exp": 4, "blas": 2}
+    per = {"e2e": 3, "decode": 11, "generate": 2, "train": 3, "exp": 4, "blas": 2, "serve": 10}
     return sum(per[g] * cfg.rounds for g in cfg.groups)
 
 
