@@ -287,3 +287,90 @@ def test_the_compositions_answer_differently(expected):
     """Else the concurrency test above could not tell one composition's factors from another's."""
     for text in TEXTS:
         assert len({expected[m, text] for m in MODELS}) >= 3, {m: expected[m, text] for m in MODELS}
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:")) / 1024
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the server's RSS from /proc")
+def test_8_clients_x_50_mixed_requests_twice_keep_memory_flat(store, tiny_path):
+    """8 clients x 50 requests at once, good ones (every composition, the tasks, the base; chat, text and
+    streamed) mixed with bad ones (malformed JSON, unknown models, '../../etc', max_tokens negative or
+    huge, ...), all of it twice, against `mlx-lc serve` in a process of its own. Each bad request gets its
+    4xx with a JSON error body, each good greedy answer is the one the same request got in the warm-up,
+    the server keeps serving, and its RSS after the second load is where the first left it."""
+    cmd = [sys.executable, "-c", "from mlx_lc.cli import main; main()", "serve", "--model", str(tiny_path),
+           "--port", "0", "--store", str(store)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "MLX_LC_HOME": str(store)})
+    try:
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:" in line, (line, proc.poll())
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        models = [str(tiny_path), *MODELS]  # the base, 2 compositions, 2 tasks: within the default cache of 8
+        good = [(m, t, mode) for m in models for t in TEXTS for mode in ("chat", "text", "stream")]
+        bad = [b for b in BAD if b[3] != 413]  # the 10 MB body is tested above; here it would only be slow
+
+        def client():
+            return openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=60)
+
+        warm = client()
+        first = {g: ask(warm, *g) for g in good}  # every composition used once: its factors are prepared
+
+        def settled_rss():
+            time.sleep(1.0)  # the last handler threads end after their answers are sent
+            return _rss_mb(proc.pid)
+
+        baseline = settled_rss()
+
+        def one_client(c):
+            """50 requests, one after another, a third of them bad: -> the problems seen."""
+            api, problems = client(), []
+            for i in range(50):
+                k = c * 50 + i
+                if k % 3 == 0:
+                    method, path, body, status, code = bad[(k // 3) % len(bad)]
+                    got, payload = raw(port, method, path, body)
+                    err = payload.get("error") if isinstance(payload, dict) else None
+                    if not (got == status and isinstance(err, dict) and err.get("code") == code
+                            and isinstance(err.get("message"), str) and err.get("type")):
+                        problems.append((path, str(body)[:60], got, payload))
+                else:
+                    g = good[(k * 7) % len(good)]
+                    answer = ask(api, *g)
+                    if answer != first[g]:
+                        problems.append((g, answer, first[g]))
+            return problems
+
+        def load():
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(8) as pool:
+                problems = [p for ps in pool.map(one_client, range(8)) for p in ps]
+            rate = 8 * 50 / (time.perf_counter() - t0)
+            assert not problems, problems[:5]
+            assert proc.poll() is None and raw(port, "GET", "/health") == (200, {"status": "ok"})
+            return rate, settled_rss()
+
+        rate1, after1 = load()
+        rate2, after2 = load()
+        print(f"\nserve 8x50 mixed: RSS baseline {baseline:.1f} MB, after load 1 {after1:.1f} MB, "
+              f"after load 2 {after2:.1f} MB; {rate1:.1f} and {rate2:.1f} requests/s")
+        # Load 2 repeats load 1 exactly, after load 1 has grown whatever pools (allocator arenas, the MLX
+        # buffer cache, thread stacks) a load of this shape needs, so what load 2 adds is what its 400
+        # requests kept. 8 MB over 400 requests is 20 KB a request: less than one request's KV cache here
+        # (2 layers x K and V x 64 x 4 bytes = 1 KB a token, 20-40 tokens a request), so keeping any
+        # request's cache, or its thread's stack, would fail this; a few KB of Python objects a request
+        # would not, which is the price of a bound the noise of one run leaves room for.
+        assert after2 - after1 < 8, (baseline, after1, after2)
+        assert ask(warm, "first-two+shout", TEXTS[0], "chat") == first["first-two+shout", TEXTS[0], "chat"]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
