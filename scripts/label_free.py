@@ -75,7 +75,8 @@ def inputs_for(demo_work: Path, sub: str, seed: int, n_inputs: int, mine: Path) 
     return read_jsonl(big / "comp" / sub / "train.jsonl"), read_jsonl(big / "comp" / sub / "valid.jsonl")
 
 
-def run_subtask(demo: Path, seed: int, sub: str, out: Path, cfg: DemoConfig, n_inputs: int, keep: float) -> dict:
+def run_subtask(demo: Path, seed: int, sub: str, out: Path, cfg: DemoConfig, n_inputs: int, keep: float,
+                steps: int | None = None) -> dict:
     work = demo / "work" / f"seed{seed}"
     base, world = work / "base", work / "world" / "comp" / sub
     comp = tasks.get(sub)
@@ -97,7 +98,7 @@ def run_subtask(demo: Path, seed: int, sub: str, out: Path, cfg: DemoConfig, n_i
     cal = mine / "lc++ label-free"
     if not (cal / "calibration.safetensors").exists():
         ccfg = CalibrateConfig(calibration=replace(CalibrationConfig("lc++", rank=4), seed=seed),
-                               fit=replace(cfg.calib, lr=cfg.calib_lr["lc++"]))
+                               fit=replace(cfg.calib, lr=cfg.calib_lr["lc++"], iters=steps))
         calibrate(str(base), adapters, mine / "data", cal, ccfg, progress=True)
     t_calib = time.perf_counter() - t0 - t_targets
 
@@ -118,7 +119,7 @@ def run_subtask(demo: Path, seed: int, sub: str, out: Path, cfg: DemoConfig, n_i
         if path.exists():  # the demo scores them last: a run still training has none yet
             result[method] = brief(next(iter(summarize(read_jsonl_any(path)).values())))
     fit = json.loads((cal / "calibration_config.json").read_text())["result"]
-    return {"scores": result, "targets": split, "fit": fit, "inputs": n_inputs, "keep": keep,
+    return {"scores": result, "targets": split, "fit": fit, "inputs": n_inputs, "keep": keep, "steps": steps,
             "seconds": {"targets": round(t_targets, 1), "calibration": round(t_calib, 1)}}
 
 
@@ -174,7 +175,8 @@ def report(results: dict, out: Path) -> None:
     width = 0.27
     for i, (m, label) in enumerate(zip(methods, labels)):
         ax.bar([j + (i - 1) * width for j in range(len(subs))],
-               [100 * results["subtasks"][s]["scores"][m]["judge_pass"] for s in subs], width, label=label)
+               [100 * results["subtasks"][s]["scores"].get(m, {"judge_pass": 0})["judge_pass"] for s in subs],
+               width, label=label)
     ax.set_xticks(range(len(subs)), subs)
     ax.set_ylabel("judge pass %")
     ax.set_ylim(0, 100)
@@ -196,6 +198,8 @@ def main() -> None:
     ap.add_argument("--inputs", type=int, help="Training inputs (default: the gold LC++'s; more come from a "
                     "larger world of the same seed, with the same test dialogues).")
     ap.add_argument("--keep", type=float, default=1.0, help="Fraction of the targets kept, surest first.")
+    ap.add_argument("--steps", type=int, help="Optimizer steps (default: the demo's epochs over the rows kept; "
+                    "give the gold LC++'s step count to train more rows on the same budget).")
     args = ap.parse_args()
     demo_cfg = json.loads((args.demo / "work" / f"seed{args.seed}" / "demo_config.json").read_text())
     cfg = seeded(replace(DemoConfig(), seed=args.seed, max_tokens=demo_cfg["max_tokens"],
@@ -207,7 +211,7 @@ def main() -> None:
                "machine": f"{platform.machine()}, {platform.system()}", "subtasks": {}}
     for sub in subs:
         n = args.inputs or demo_cfg["n_comp"]
-        results["subtasks"][sub] = run_subtask(args.demo, args.seed, sub, args.out, cfg, n, args.keep)
+        results["subtasks"][sub] = run_subtask(args.demo, args.seed, sub, args.out, cfg, n, args.keep, args.steps)
         print(sub, json.dumps(results["subtasks"][sub]["scores"]), flush=True)
         results["wall_seconds"] = round(time.perf_counter() - t0, 1)
         report(results, args.out)
