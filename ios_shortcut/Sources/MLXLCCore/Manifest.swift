@@ -176,6 +176,11 @@ extension Manifest {
         for comp in compositions where comp.functions.prefill.isEmpty || comp.functions.decode.isEmpty {
             problems.append("composition \(comp.name) lacks prefill/decode function names")
         }
+        // The name is what a saved Shortcut stores and the title what it shows: neither may be blank.
+        for (i, comp) in compositions.enumerated()
+        where comp.name.trimmingCharacters(in: .whitespaces).isEmpty || comp.title.trimmingCharacters(in: .whitespaces).isEmpty {
+            problems.append("composition \(i) has an empty name or title")
+        }
         if model.contextLength <= 0 { problems.append("context_length must be positive") }
         if model.vocabSize <= 0 { problems.append("vocab_size must be positive") }
         let ids = [tokenizer.bosTokenId, tokenizer.padTokenId].compactMap { $0 }
