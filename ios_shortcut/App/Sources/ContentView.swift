@@ -1,3 +1,4 @@
+import AppIntents
 import MLXLCCore
 import MLXLCCoreML
 import SwiftUI
@@ -101,6 +102,8 @@ struct ContentView: View {
             try fm.copyItem(at: source, to: target)
             await ModelHost.shared.reload()
             await load()
+            // Shortcuts reads the modes from the new manifest by itself; Siri's phrases need telling.
+            MLXLCShortcuts.updateAppShortcutParameters()
             try? await ModelHost.shared.prewarm()
         } catch {
             status = error.localizedDescription

@@ -36,6 +36,8 @@ public actor ModelHost {
     /// little memory to spare.
     public var keepWarm = 1
     private var folder: ModelFolder?
+    /// Which manifest.json `folder` was read from: its path and a fingerprint of its bytes.
+    private var loadedStamp: String?
     private var compiled: URL?
     private var warm: [(name: String, generator: Generator)] = []
     private var loading: [String: Task<Generator, Error>] = [:]
@@ -44,16 +46,26 @@ public actor ModelHost {
 
     public init() {}
 
-    /// The installed export (read once; `reload()` after installing another).
+    /// The installed export, read again when its manifest.json changed.
+    ///
+    /// Shortcuts lists the modes from the manifest on disk (`CompositionCatalog`), and an export
+    /// can be replaced in the Files app while this process lives on; comparing the manifest's
+    /// bytes (a few kilobytes) keeps the loaded model the one whose modes Shortcuts shows.
     public func installed() throws -> ModelFolder {
-        if let folder { return folder }
-        let folder = try ModelFolder(directory: ModelFolder.locate(in: ModelHost.searchDirectories))
+        let directory = try ModelFolder.locate(in: ModelHost.searchDirectories)
+        let manifestURL = directory.appendingPathComponent("manifest.json")
+        let stamp = (try? Data(contentsOf: manifestURL)).map { "\(manifestURL.path)#\(ModelHost.fingerprint($0))" }
+        if let folder, stamp != nil, stamp == loadedStamp { return folder }
+        if folder != nil { reload() }
+        let folder = try ModelFolder(directory: directory)
         self.folder = folder
+        loadedStamp = stamp
         return folder
     }
 
     public func reload() {
         folder = nil
+        loadedStamp = nil
         compiled = nil
         warm = []
         session = nil

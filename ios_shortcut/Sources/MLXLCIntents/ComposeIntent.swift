@@ -26,8 +26,9 @@ public struct ComposeReplyIntent: AppIntent {
     @Parameter(title: "Text", description: "The conversation or text to work on.")
     public var text: String
 
+    /// Listed from the installed export's manifest.json when Shortcuts asks (`CompositionQuery`).
     @Parameter(title: "Mode", description: "What to write: the compositions the installed model offers.")
-    public var composition: CompositionChoice
+    public var composition: CompositionEntity
 
     @Parameter(title: "Longest reply", description: "In tokens; empty: the export's max_new_tokens.")
     public var maxTokens: Int?
@@ -43,7 +44,7 @@ public struct ComposeReplyIntent: AppIntent {
     public func perform() async throws -> some IntentResult & ReturnsValue<String> & ProvidesDialog {
         do {
             let reply = try await ModelHost.shared.compose(
-                text: text, composition: composition.rawValue, maxTokens: maxTokens, hardCap: Self.hardCap,
+                text: text, composition: composition.id, maxTokens: maxTokens, hardCap: Self.hardCap,
                 backgroundBudget: Self.backgroundBudget
             ) {
                 let ask: IntentDialog = "The reply needs more time than Shortcuts allows in the background. Continue in MLX LC?"
@@ -75,6 +76,10 @@ public struct IntentFailure: Error, CustomLocalizedStringResourceConvertible {
 
 /// The App Shortcuts that appear without setup. App Shortcuts are read from the app target, so
 /// the app compiles this folder into itself (see ios_shortcut/App/project.yml).
+///
+/// The "\(.applicationName) \(\.$composition)" phrases are made from `CompositionQuery`'s
+/// suggested entities; the app calls `updateAppShortcutParameters()` on launch and after an
+/// import, so Siri learns the modes of a newly installed export.
 @available(iOS 18.0, macOS 15.0, *)
 public struct MLXLCShortcuts: AppShortcutsProvider {
     public static var appShortcuts: [AppShortcut] {
