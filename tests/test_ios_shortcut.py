@@ -1,4 +1,4 @@
-"""The Shortcut file and the Swift enum that the iOS app and Shortcuts agree on."""
+"""The Shortcut file and the Swift intent that the iOS app and Shortcuts agree on."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 
 from mlx_lc import manifest as manifest_mod
 from mlx_lc.errors import MlxLcError
-from mlx_lc.ios import codegen
 from mlx_lc.ios.golden import DEFAULT_OUT as GOLDEN
 from mlx_lc.ios.shortcut import INTENT, build_workflow, write_shortcut
 
@@ -79,19 +78,14 @@ def test_script_writes_the_file_and_fails_cleanly(tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_committed_enum_is_generated_from_the_golden_manifest():
-    assert codegen.DEFAULT_OUT.read_text() == codegen.app_enum_swift(MANIFEST), \
-        "run: python scripts/ios_compositions.py ios_shortcut/Tests/MLXLCCoreTests/Golden/manifest.json"
-
-
-def test_enum_case_names():
-    assert codegen.case_name("sum_es") == "sumEs"
-    assert codegen.case_name("reply+professional") == "replyProfessional"
-    assert codegen.case_name("2go") == "c2go"
-    assert codegen.case_name("default") == "`default`"
-    with pytest.raises(MlxLcError):
-        codegen.case_name("+++")
-    clash = {**MANIFEST, "compositions": [{**MANIFEST["compositions"][0], "name": "a_b"},
-                                           {**MANIFEST["compositions"][1], "name": "a-b"}]}
-    with pytest.raises(MlxLcError, match="collide"):
-        codegen.app_enum_swift(clash)
+def test_modes_are_read_from_the_installed_manifest_not_compiled_in():
+    """The Mode parameter is an entity listed from manifest.json at run time: a new export needs no
+    rebuild, and no generated enum of compositions is left in the sources."""
+    swift = INTENT_SWIFT.read_text()
+    assert re.search(r"@Parameter\([^)]*\)\s*public var composition: CompositionEntity", swift)
+    entity = (INTENT_SWIFT.parent / "CompositionEntity.swift").read_text()
+    assert re.search(r"struct CompositionEntity: AppEntity", entity)
+    assert "CompositionCatalog.installed(in: ModelHost.searchDirectories)" in entity
+    sources = ROOT / "ios_shortcut/Sources"
+    assert not [p for p in sources.rglob("*.swift") if re.search(r"enum \w+:[^{]*\bAppEnum\b", p.read_text())]
+    assert not (ROOT / "scripts/ios_compositions.py").exists()

@@ -7,8 +7,10 @@ only imports signed shortcuts, so sign it on a Mac:
 
 The action that runs the intent is named `<bundle id>.ComposeReplyIntent` and carries an
 `AppIntentDescriptor`, as Shortcuts stores App Intents actions; its parameter keys are the
-intent's @Parameter property names (text, composition, maxTokens) and an AppEnum value is its
-raw value, the composition's name in manifest.json.
+intent's @Parameter property names (text, composition, maxTokens). The Mode parameter is an
+App Entity whose id is the composition's name in manifest.json, and that name is what is written
+here; whether Shortcuts resolves a plain id for an entity parameter on import can only be checked
+on an iPhone or a Mac (if it does not, pick the mode in the imported action once).
 """
 
 from __future__ import annotations
