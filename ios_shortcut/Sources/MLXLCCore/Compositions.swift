@@ -31,7 +31,7 @@ public enum CompositionCatalog {
 extension Manifest.Composition {
     /// The single tasks this composition chains, in order: "action-items+japanese" gives
     /// ["action-items", "japanese"], "summarize+bullets+es" three. Taken from `task`, which
-    /// names every step, rather than `primary`/`secondary`, which name two at most; a manifest
+    /// names every step: `primary`/`secondary` name only the first and the last. A manifest
     /// without `task` falls back to those two.
     public var tasks: [String] {
         if let task, !task.isEmpty {

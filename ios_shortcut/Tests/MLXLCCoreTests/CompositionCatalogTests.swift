@@ -18,8 +18,8 @@ final class CompositionCatalogTests: XCTestCase {
     }
 
     /// A manifest as a newer `mlx-lc export coreml` could write it for user-defined tasks: a
-    /// hyphenated task name, a three-task composition without `secondary`, one without
-    /// `instruction`, and a key this app does not know.
+    /// hyphenated task name, a three-task composition (whose `primary`/`secondary` name only its
+    /// first and last steps) without `instruction`, and a key this app does not know.
     static let unseen = #"""
     {
       "format": "mlx-lc-manifest", "version": 1, "package": "Model.mlpackage",
@@ -35,7 +35,7 @@ final class CompositionCatalogTests: XCTestCase {
          "functions": {"prefill": "action_items_ja_prefill", "decode": "action_items_ja_decode"},
          "color": "teal"},
         {"name": "sum+bullets+de", "task": "summarize+bullets+de", "title": "Bullet summary in German",
-         "primary": "summarize",
+         "primary": "summarize", "secondary": "de",
          "prompt": {"prefix": "### Instruction:\n", "suffix": "\n### Response:\n"},
          "functions": {"prefill": "sum_bullets_de_prefill", "decode": "sum_bullets_de_decode"}}
       ],
@@ -66,7 +66,6 @@ final class CompositionCatalogTests: XCTestCase {
         XCTAssertEqual(comps[0].instruction, "List the action items of the dialogue, in Japanese.")
         XCTAssertEqual(comps[0].prompt.suffix, "<|im_end|>\n<|im_start|>assistant\n")
         XCTAssertNil(comps[1].instruction)
-        XCTAssertNil(comps[1].secondary)
         XCTAssertEqual(comps[1].prompt.prefix, "### Instruction:\n")
 
         // The intent finds a composition by its name or its task, whatever they are.
