@@ -54,7 +54,10 @@ struct ContentView: View {
         do {
             let folder = try await ModelHost.shared.installed()
             manifest = folder.manifest
-            if composition.isEmpty { composition = folder.manifest.compositions.first?.name ?? "" }
+            // A newly imported export may not have the mode picked before.
+            if !folder.manifest.compositions.contains(where: { $0.name == composition }) {
+                composition = folder.manifest.compositions.first?.name ?? ""
+            }
             let m = folder.manifest.model
             status = "\(m.architecture), \(m.quantization ?? "fp16"), context \(m.contextLength) tokens, "
                 + "\(folder.manifest.compositions.count) compositions — \(folder.directory.path)"
