@@ -19,7 +19,7 @@ public struct CompositionEntity: AppEntity {
     /// it keeps working with any later export that still has a composition of that name.
     public let id: String
     public let title: String
-    /// "summarize+es": shown under the title, to tell apart two exports' similar titles.
+    /// "summarize+es": shown under the title, to tell apart compositions with similar titles.
     public let task: String?
 
     public init(_ composition: Manifest.Composition) {
