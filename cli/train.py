@@ -137,7 +137,7 @@ def train_lora(model, data, out, rank, alpha, scale, dropout, keys, lr, iters, e
               help="With --inputs: tokens per step of the chain.")
 @click.option("--keep", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
               help="With --inputs: the fraction of inputs whose targets train, those the chain is surest of "
-                   "first (give more inputs and keep fewer: the chain's errors are what a calibration copies).")
+                   "first (it pays where many of the chain's answers are wrong).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), callback=out_folder(),
               help="Output folder (default with --task: the store's calibrations/A+B).")
 @fit_options(lr=DEFAULT_FIT.lr, batch_size=DEFAULT_FIT.batch_size, epochs=DEFAULT_FIT.epochs)

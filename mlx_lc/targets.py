@@ -39,10 +39,10 @@ class TargetsConfig:
     batch_size: int = 32
     teacher: str | None = None  # a model that runs the chain from the instructions alone (no adapters)
     # The fraction of inputs whose targets train, the ones the chain is surest of first (by its
-    # least confident step's mean token log-probability). Copying every target keeps the chain's
-    # errors; on the benchmark world the surer half of summarize+es's targets passed the judge 78%
-    # of the time where all of them passed 60% (docs/EXPERIMENTS.md). Inputs cost nothing; so
-    # give more of them and keep fewer.
+    # least confident step's mean token log-probability). A calibration copies the chain's errors;
+    # keeping its surer answers trades them for a narrower set of inputs. On the benchmark world
+    # (docs/EXPERIMENTS.md) that paid where most of the chain's answers were wrong (reply+fr) and
+    # cost where most were right (summarize+es), so it is off by default.
     keep: float = 1.0
 
 

@@ -132,6 +132,13 @@ def test_targets_resume_at_the_first_missing_chunk(trained, tmp_path, monkeypatc
     again = targets_lib.write_targets(comp.model, comp.task, comp.adapters, inputs, out, cfg, progress=False)
     assert again.read_text() == full and parts[1].exists()
     assert parts[0].stat().st_mtime_ns == kept  # reused, not generated again
+    # --keep: the surest half of the same targets, from the cache, in input order
+    every = [json.loads(line) for line in full.splitlines()]
+    half = targets_lib.write_targets(comp.model, comp.task, comp.adapters, inputs, out,
+                                     targets_lib.TargetsConfig(max_tokens=6, keep=0.5), progress=False)
+    kept_rows = [json.loads(line) for line in half.read_text().splitlines()]
+    assert len(kept_rows) == round(len(every) / 2) and kept_rows == [r for r in every if r in kept_rows]
+    assert min(r["confidence"] for r in kept_rows) >= max(r["confidence"] for r in every if r not in kept_rows)
 
 
 def _add_one(args):
