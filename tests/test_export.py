@@ -338,6 +338,20 @@ def test_verify_fails_a_package_whose_weights_changed_after_export(world, tmp_pa
     assert json.loads((out / "export.json").read_text())["verify"]["sum_es"]["passed"] is False
 
 
+def test_export_coreml_verify_exits_non_zero_beyond_the_tolerance_and_keeps_the_report(world, tmp_path, monkeypatch):
+    import mlx_lc.export.verify as verify
+
+    monkeypatch.setattr(verify, "REL_TOLERANCE", 1e-9)  # below any float16 package's error
+    res = CliRunner().invoke(main, ["export", "coreml", "-m", str(world["model"]), "--composition", world["es"],
+                                    "-o", str(tmp_path / "e"), "-q", "none", "--context", "32", "--verify",
+                                    "--verify-steps", "2"])
+    assert res.exit_code == 1, res.output
+    assert "verify sum_es: max |logit diff|" in res.output  # the report is printed first
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("Error: --verify: the package disagrees with MLX") and "tolerance 1e-09" in last
+    assert json.loads((tmp_path / "e" / "export.json").read_text())["verify"]["sum_es"]["passed"] is False
+
+
 def test_verify_refuses_a_folder_that_is_not_an_export(tmp_path):
     res = CliRunner().invoke(main, ["export", "verify", str(tmp_path)])
     assert res.exit_code == 1 and "is not an mlx-lc export folder" in res.output
