@@ -81,7 +81,8 @@ def composition_specs(model, adapters, calibration, fused, task, name, compositi
 @click.option("--context", default=512, show_default=True, type=click.IntRange(min=2),
               help="KV cache length (prompt + generated tokens).")
 @click.option("--max-new-tokens", default=128, show_default=True, help="Generation limit written to the manifest.")
-@click.option("--verify", is_flag=True, help="Run the saved package in a numpy interpreter and compare with MLX.")
+@click.option("--verify", is_flag=True, help="Run the saved package in a numpy interpreter and compare with MLX "
+              "(as `mlx-lc export verify`); exit non-zero when they disagree beyond float16 rounding.")
 @click.option("--verify-steps", default=16, show_default=True, type=click.IntRange(min=1),
               help="Decode steps compared by --verify.")
 @store_option
@@ -109,12 +110,44 @@ def coreml(model, adapters, calibration, fused, task, name, compositions, out, q
         fns = info["functions"]
         click.echo(f"  {cname} ({info['task']}): {fns['prefill']}, {fns['decode']}  "
                    f"[{info.get('kind')}, low-rank {_kb(info['lowrank_bytes'])}]")
-    for cname, v in (report.get("verify") or {}).items():
-        click.echo(f"verify {cname}: max |logit diff| {v['max_abs_err']:.4g} ({100 * v['max_rel_err']:.2f}% of "
-                   f"max |logit|), greedy tokens agree {v['greedy_agree']}/{v['greedy_total']}"
-                   + ("" if v["finite"] else "  NON-FINITE OUTPUT"))
-    broken = [c for c, v in (report.get("verify") or {}).items() if not v["finite"]]
-    if broken:  # the report above stays; a script running `export --verify && ship` must stop here
-        raise MlxLcError(f"--verify: the package gives non-finite logits (NaN or Inf) for {', '.join(broken)}; "
+    verdict(report.get("verify") or {}, out)
+
+
+def verdict(verify: dict, out, flag: str = "--verify") -> None:
+    """Print the verify report per composition; exit non-zero (one line) when the package fails it."""
+    from mlx_lc.export.verify import failures
+
+    for cname, v in verify.items():
+        q = v.get("quantization")
+        click.echo(f"verify {cname}: max |logit diff| {v['max_abs_err']:.4g} ({100 * v['max_rel_err']:.3g}% of "
+                   f"max |logit|, tolerance {100 * v['tolerance']:.3g}%), greedy tokens agree "
+                   f"{v['greedy_agree']}/{v['greedy_total']}" + ("" if v["finite"] else "  NON-FINITE OUTPUT")
+                   + (f"; against the float model (quantization, information only): {100 * q['max_rel_err']:.3g}%, "
+                      f"{q['greedy_agree']}/{q['greedy_total']}" if q else ""))
+    # The report above stays (and in export.json); a script running `export --verify && ship` stops here.
+    broken = [c for c, v in verify.items() if not v["finite"]]
+    if broken:
+        raise MlxLcError(f"{flag}: the package gives non-finite logits (NaN or Inf) for {', '.join(broken)}; "
                          f"do not use {out} (report in export.json beside it): the update overflows float16 "
                          "somewhere, check the adapters' values")
+    bad = failures(verify)
+    if bad:
+        raise MlxLcError(f"{flag}: the package disagrees with MLX on its own weights: {'; '.join(bad)}; "
+                         f"do not use {out} (report in export.json beside it)")
+
+
+@export.command("verify")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Decode steps compared (default: the export's --verify-steps).")
+def verify_cmd(folder, steps):
+    """Check an export folder's package against MLX; exit non-zero when it disagrees.
+
+    \b
+    mlx-lc export verify dist/sum_es
+    """
+    from mlx_lc.export.package import verify_export
+
+    report = verify_export(folder, steps=steps)
+    verdict(report["verify"], folder, flag="verify")
+    click.echo(f"verify passed: {folder} matches MLX within tolerance")

@@ -132,32 +132,37 @@ def test_fp16_package_matches_mlx_prefill_and_16_decode_steps(world):
 
 
 def test_int4_package_equals_mlx_with_the_same_dequantized_weights(world):
-    """The int4 error is the quantization's, not the exporter's: with MLX holding exactly the
-    dequantized weights, the package agrees to float16 precision."""
-    import mlx.core as mx
-    from mlx.utils import tree_unflatten
-
-    from mlx_lc.export.compositions import resolve
-    from mlx_lc.export.coreml import function_names
-    from mlx_lc.export.interpret import Interpreter
-    from mlx_lc.export.package import load_model
-    from mlx_lc.export.verify import compare, mlx_reference, prompt_tokens, run_package
-
-    model, tok, _, _, weights = load_model(str(world["model"]))
-    deq = [(k, mx.array(q.dequantize())) for k, w in weights.items() if (q := quant.quantize(w, "int4")) is not None]
-    assert len(deq) >= 8  # the 64-wide projections, gate/up/down and the embedding
-    model.update(tree_unflatten(deq))
-    r = resolve(parse(world["es"]), model, TensorStore(), "tiny")
-    tokens = prompt_tokens(tok, r.graph.task, CONTEXT, 16)
-    r.apply_to_mlx(model)
-    ref, greedy = mlx_reference(model, tokens, 16)
-    got = run_package(Interpreter(pkg(world, "int4")), function_names(r.graph), tokens, greedy[:-1])
-    res = compare(ref, got)
-    assert res["max_rel_err"] < FP16_REL_TOL and res["greedy_agree"] == res["greedy_total"]
-    # Against the float model the error is int4's own: reported, bounded well below garbage.
+    """The verdict is the exporter's error: MLX holds exactly the dequantized weights and the package
+    agrees to float16 precision; int4's own error against the float model is reported beside it."""
     v = world["int4"]["verify"]["sum_es"]
-    assert v["finite"] and v["max_rel_err"] < 0.25
+    assert v["passed"] and v["finite"] and v["max_rel_err"] < FP16_REL_TOL
+    assert v["greedy_agree"] == v["greedy_total"], (v["mlx_tokens"], v["package_tokens"])
+    q = v["quantization"]  # information only: bounded well below garbage, and larger than the exporter's
+    assert v["max_rel_err"] < q["max_rel_err"] < 0.25
+    assert "quantization" not in world["multi"]["verify"]["sum_es"]  # float16: nothing to separate
     assert world["int4"]["bytes_per_param"] < world["single_es"]["bytes_per_param"]
+
+
+def test_prefill_returns_the_last_positions_logits_only(world):
+    """Prefill's logits are (1, 1, V): those after its last token, the same as prefilling all but
+    the last token and decoding it."""
+    from mlx_lc.export.interpret import Interpreter
+    from mlx_lc.export.verify import causal_mask
+
+    interp = Interpreter(pkg(world, "single_es"))
+    tokens = [5, 17, 42, 8, 99, 3]
+    state = interp.make_state("sum_es_prefill")
+    whole = interp.run("sum_es_prefill", {"inputIds": np.array([tokens], np.int32),
+                                          "causalMask": causal_mask(len(tokens), 0)}, state)["logits"]
+    state = interp.make_state("sum_es_prefill")
+    interp.run("sum_es_prefill", {"inputIds": np.array([tokens[:-1]], np.int32),
+                                  "causalMask": causal_mask(len(tokens) - 1, 0)}, state)
+    step = interp.run("sum_es_decode", {"inputIds": np.array([tokens[-1:]], np.int32),
+                                        "causalMask": causal_mask(1, len(tokens) - 1)}, state)["logits"]
+    vocab = manifest_io.read(world["root"] / "single_es" / "manifest.json")["model"]["vocab_size"]
+    assert whole.shape == step.shape == (1, 1, vocab)
+    scale = float(np.abs(step).max())
+    assert np.abs(whole.astype(np.float32) - step.astype(np.float32)).max() < FP16_REL_TOL * scale
 
 
 def test_qwen2_untied_biased_llama3_rope_scaling_matches_mlx(tmp_path):
@@ -232,7 +237,7 @@ def test_manifest_matches_the_package(world):
         text = "Anna: hi\nBen: hello"
         assert comp["prompt"]["prefix"] + text + comp["prompt"]["suffix"] == \
             tasks.format_prompt(tok, tasks.get(comp["task"]), text)
-    assert man["io"]["outputs"]["logits"]["shape"] == [1, "T", man["model"]["vocab_size"]]
+    assert man["io"]["outputs"]["logits"]["shape"] == [1, 1, man["model"]["vocab_size"]]  # the last position
     for f in man["tokenizer"]["files"]:
         assert (out / f).is_file()
     assert (out / "config.json").is_file() and json.loads((out / "export.json").read_text())["verify"]
@@ -283,6 +288,83 @@ def test_missing_coremltools_gives_install_hint(world, tmp_path, monkeypatch):
     with pytest.raises(MlxLcError, match=r'pip install "mlx-lc\[coreml\]"'):
         export(ExportConfig(model=str(world["model"]), out=str(tmp_path / "M"),
                             compositions=[parse(world["es"])]), progress=False)
+
+
+# ---------------------------------------------------------------- mlx-lc export verify
+
+def copy_export(world, name, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(world["root"] / name, dest)
+    return dest
+
+
+def scale_stored_tensor(package: Path, arr: np.ndarray, factor: float) -> None:
+    """Multiply one tensor inside the package's weight.bin, found by its exact float16 bytes."""
+    blob = package.joinpath(*WEIGHTS)
+    data = blob.read_bytes()
+    old = np.ascontiguousarray(arr, dtype=np.float16).tobytes()
+    at = data.find(old)
+    assert at >= 0 and data.find(old, at + 1) < 0  # found, once
+    new = (np.asarray(arr, np.float32) * factor).astype(np.float16).tobytes()
+    blob.write_bytes(data[:at] + new + data[at + len(old):])
+
+
+def test_verify_command_passes_a_correct_export(world, tmp_path):
+    out = copy_export(world, "int4", tmp_path / "e")
+    res = CliRunner().invoke(main, ["export", "verify", str(out), "--steps", "4"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "verify passed" in res.output and "against the float model" in res.output
+    v = json.loads((out / "export.json").read_text())["verify"]["sum_es"]
+    assert v["passed"] and v["decode_steps"] == 4
+
+
+@pytest.mark.parametrize("name, tensor", [
+    ("single_es", "model.layers.1.mlp.down_proj.weight"),  # a float16 weight
+    ("int4", "model.layers.1.mlp.down_proj.weight"),  # the block scales of an int4 weight
+])
+def test_verify_fails_a_package_whose_weights_changed_after_export(world, tmp_path, name, tensor):
+    from mlx_lc.export.package import load_model
+
+    out = copy_export(world, name, tmp_path / "e")
+    w = load_model(str(world["model"]))[4][tensor]
+    stored = w if name == "single_es" else quant.quantize(w, "int4").scale
+    scale_stored_tensor(out / "Model.mlpackage", stored, 1.5)
+    res = CliRunner().invoke(main, ["export", "verify", str(out), "--steps", "4"])
+    assert res.exit_code == 1, res.output
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("Error: verify: the package disagrees with MLX") and "sum_es is off by" in last, res.output
+    assert "Traceback" not in res.output
+    assert json.loads((out / "export.json").read_text())["verify"]["sum_es"]["passed"] is False
+
+
+def test_export_coreml_verify_exits_non_zero_beyond_the_tolerance_and_keeps_the_report(world, tmp_path, monkeypatch):
+    import mlx_lc.export.verify as verify
+
+    monkeypatch.setattr(verify, "REL_TOLERANCE", 1e-9)  # below any float16 package's error
+    res = CliRunner().invoke(main, ["export", "coreml", "-m", str(world["model"]), "--composition", world["es"],
+                                    "-o", str(tmp_path / "e"), "-q", "none", "--context", "32", "--verify",
+                                    "--verify-steps", "2"])
+    assert res.exit_code == 1, res.output
+    assert "verify sum_es: max |logit diff|" in res.output  # the report is printed first
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("Error: --verify: the package disagrees with MLX") and "tolerance 1e-09" in last
+    assert json.loads((tmp_path / "e" / "export.json").read_text())["verify"]["sum_es"]["passed"] is False
+
+
+def test_verify_refuses_a_folder_that_is_not_an_export(tmp_path):
+    res = CliRunner().invoke(main, ["export", "verify", str(tmp_path)])
+    assert res.exit_code == 1 and "is not an mlx-lc export folder" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_verdict_passes_float16_rounding_and_fails_beyond_the_tolerance():
+    from mlx_lc.export.verify import failures
+
+    ok = {"finite": True, "max_rel_err": 5 * 2.0 ** -11}  # a few float16 roundings
+    assert failures({"a": ok}) == []
+    assert failures({"a": dict(ok, max_rel_err=0.05)}) == ["a is off by 0.05 of max |logit| (tolerance 0.01)"]
+    assert "non-finite" in failures({"a": dict(ok, finite=False)})[0]
 
 
 # ---------------------------------------------------------------- Core ML itself (macOS only)

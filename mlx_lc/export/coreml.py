@@ -8,7 +8,8 @@ temporary packages). The KV cache lives in Core ML state (`keyCache`, `valueCach
 in place with `slice_update` + `coreml_update_state`, so both functions share one MLState.
 
 Names follow Apple's Llama export and swift-transformers' `LanguageModel`: inputs `inputIds`
-(int32 [1, T]) and `causalMask` (fp16 [1, 1, T, P+T], additive), output `logits` (fp16 [1, T, V]),
+(int32 [1, T]) and `causalMask` (fp16 [1, 1, T, P+T], additive), output `logits` (fp16 [1, 1, V]: the
+last position only, the one a decode loop samples from; all T rows would be T * V values to copy),
 states `keyCache`/`valueCache` (fp16 [layers, 1, kv_heads, context, head_dim]). The number of
 cached tokens P is read from the shapes, P = causalMask.shape[-1] - inputIds.shape[-1], as in
 Apple's export. The mask is added to a built-in causal mask, so an all-zero mask (what
@@ -54,7 +55,7 @@ def io_description(g: Graph) -> dict:
     return {
         "inputs": {INPUT_IDS: {"shape": [1, "T"], "dtype": "int32"},
                    CAUSAL_MASK: {"shape": [1, 1, "T", "P+T"], "dtype": "float16"}},
-        "outputs": {LOGITS: {"shape": [1, "T", s.vocab_size], "dtype": "float16"}},
+        "outputs": {LOGITS: {"shape": [1, 1, s.vocab_size], "dtype": "float16"}},  # the last position only
         "states": {KEY_CACHE: dict(cache), VALUE_CACHE: dict(cache)},
         "dims": {"T": {"prefill": [1, ctx], "decode": [1, 1]}, "P": [0, ctx - 1], "P+T": [1, ctx]},
     }
@@ -170,6 +171,10 @@ class _Function:
         x1, x2 = mb.split(x=x, num_splits=2, axis=-1)
         return mb.add(x=mb.mul(x=x, y=cos), y=mb.mul(x=mb.concat(values=[x2, x1], axis=-1), y=sin_signed))
 
+    def last_position(self, x):
+        """x[:, -1:, :]: the head runs on one position, not T (prefill's largest matmul and output)."""
+        return self.mb.slice_by_index(x=x, begin=[0, -1, 0], end=[1, 0, 0], end_mask=[True, True, True])
+
     def build(self, input_ids, causal_mask, key_cache, value_cache, progress=None):
         mb, s, g = self.mb, self.g.spec, self.g
         hd, kvh, H = s.head_dim, s.num_kv_heads, s.num_heads
@@ -220,7 +225,7 @@ class _Function:
             x = mb.add(x=x, y=self.project(act, layer, PROJECTIONS[6]))
             if progress is not None:
                 progress.update(1)
-        x = self.rmsnorm(x, "model.norm.weight")
+        x = self.rmsnorm(self.last_position(x), "model.norm.weight")
         head = "model.embed_tokens.weight" if s.tie_word_embeddings else "lm_head.weight"
         return self.linear(x, head, None, out_name=LOGITS)
 

@@ -173,8 +173,45 @@ def export(cfg: ExportConfig, progress: bool = True) -> dict:
         if cfg.verify:
             from .verify import verify_package
 
-            report["verify"] = verify_package(pkg, resolved, model, tok, steps=cfg.verify_steps, progress=progress)
+            report["verify"] = verify_package(pkg, resolved, model, tok, steps=cfg.verify_steps, progress=progress,
+                                              weights=weights, mode=cfg.quantize)
         report["export_seconds"] = round(time.perf_counter() - t0, 2)
         (tmp / "export.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         manifest_io.write(man, tmp / "manifest.json")
+    return report
+
+
+def read_export(folder: str | Path) -> tuple[ExportConfig, dict]:
+    """The configuration and report an export wrote into `folder` (export.json), or one line."""
+    folder = Path(folder)
+    path = folder / "export.json"
+    if not (folder / PACKAGE).is_dir() or not path.is_file():
+        raise MlxLcError(f"{folder} is not an mlx-lc export folder (it needs {PACKAGE} and export.json)")
+    try:
+        report = json.loads(path.read_text())
+        c = dict(report["config"])
+        comps = [CompositionSpec(x["name"], x.get("task"), [Path(a) for a in x.get("adapters") or []],
+                                 Path(x["calibration"]) if x.get("calibration") else None)
+                 for x in c.pop("compositions")]
+        cfg = ExportConfig(**{k: v for k, v in c.items() if k in ExportConfig.__dataclass_fields__}, compositions=comps)
+    except (ValueError, KeyError, TypeError) as e:
+        raise MlxLcError(f"{path} is not an mlx-lc export report ({type(e).__name__}: {e})") from None
+    return cfg, report
+
+
+def verify_export(folder: str | Path, steps: int | None = None, progress: bool = True) -> dict:
+    """Check the package in an export folder against MLX, rebuilding the reference from the model and
+    compositions export.json names; the result replaces export.json's "verify" and is returned."""
+    from .verify import verify_package
+
+    folder = Path(folder)
+    cfg, report = read_export(folder)
+    coreml.import_coremltools()
+    model, tok, _, _, weights = load_model(cfg.model)
+    resolved = [resolve(c, model, TensorStore(), cfg.model) for c in cfg.compositions]
+    report["verify"] = verify_package(folder / PACKAGE, resolved, model, tok, steps=steps or cfg.verify_steps,
+                                      progress=progress, weights=weights, mode=cfg.quantize)
+    tmp = folder / "export.json.tmp"  # replaced in one rename: an interrupted verify keeps the old report
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    tmp.replace(folder / "export.json")
     return report

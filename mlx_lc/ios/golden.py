@@ -79,7 +79,7 @@ def default_io(cfg: dict, context: int) -> dict:
     cache = [cfg["num_hidden_layers"], 1, cfg["num_key_value_heads"], context, cfg["head_dim"]]
     return {"inputs": {"inputIds": {"shape": [1, "T"], "dtype": "int32"},
                        "causalMask": {"shape": [1, 1, "T", "P+T"], "dtype": "float16"}},
-            "outputs": {"logits": {"shape": [1, "T", cfg["vocab_size"]], "dtype": "float16"}},
+            "outputs": {"logits": {"shape": [1, 1, cfg["vocab_size"]], "dtype": "float16"}},  # last position only
             "states": {"keyCache": {"shape": cache, "dtype": "float16"},
                        "valueCache": {"shape": cache, "dtype": "float16"}},
             "dims": {"T": {"prefill": [1, context], "decode": [1, 1]}, "P": [0, context - 1], "P+T": [1, context]}}

@@ -107,7 +107,8 @@ public final class CoreMLLanguageModel: LanguageModel {
         return try CoreMLLanguageModel.lastRow(logits)
     }
 
-    /// The logits of the last position of a [1, T, V] (or [T, V]) array, fp16 or fp32, honouring strides.
+    /// The logits of the last position of a [1, T, V] (or [T, V]) array, fp16 or fp32, honouring strides
+    /// (mlx-lc's prefill and decode both return [1, 1, V]: the last position only).
     static func lastRow(_ array: MLMultiArray) throws -> [Float] {
         let shape = array.shape.map(\.intValue)
         let strides = array.strides.map(\.intValue)
