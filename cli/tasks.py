@@ -11,7 +11,7 @@ from mlx_lc import adapters as adapters_io
 from mlx_lc import calibration as calib_io
 from mlx_lc import tasks as tasks_lib
 from mlx_lc.errors import MlxLcError
-from mlx_lc.model_folder import model_id
+from mlx_lc.model_folder import check_model_name, model_id
 from mlx_lc.store import HOME_ENV, Store, check_name
 
 from . import main
@@ -111,6 +111,11 @@ def task_add(name, adapter, instruction, kind, modifier, model, calibration, sto
     lora = adapters_io.read(adapter)  # a broken folder fails here, not at generation time
     if model is None and not lora.base_model:
         raise MlxLcError(f"{adapter} does not record its base model; give --model")
+    try:  # a folder that is not here (an adapter made elsewhere records its maker's path) fails now, not later
+        check_model_name(model or lora.base_model)
+    except MlxLcError as e:
+        hint = "" if model else f" ({adapter} records it as its base); give --model"
+        raise MlxLcError(f"{e}{hint}") from None
     base = model_id(model or lora.base_model)
     t = tasks_lib.Task(name, kind or (builtin.kind if builtin else "primary"), instruction.strip(),
                        modifier if modifier is not None else (builtin.modifier if builtin else ""),

@@ -213,6 +213,12 @@ def test_missing_adapter_other_base_and_hand_edited_store(stocked, tmp_path, tin
     shutil.rmtree(moved)
     assert_one_line_error(invoke("generate", "--task", "first-two+gone", "x", "--store", store),
                           "adapter of task gone is not there")
+    elsewhere = tmp_path / "made-elsewhere"
+    shutil.copytree(loras["shout"], elsewhere)
+    config = json.loads((elsewhere / "adapter_config.json").read_text())
+    (elsewhere / "adapter_config.json").write_text(json.dumps({**config, "model": "build/somewhere/base"}))
+    assert_one_line_error(invoke("task", "add", "far", "-a", elsewhere, "-i", "x", "--store", store),
+                          "model not found: build/somewhere/base", "give --model")
     other = tmp_path / "other-base"
     shutil.copytree(tiny_path, other)
     _add(store, "elsewhere", loras["shout"], "Say it.", "--model", other)
