@@ -259,15 +259,22 @@ def test_startup_errors_are_one_line(store, tiny_path):
                               "cannot listen on 127.0.0.1")
 
 
-def test_sigterm_lets_requests_in_flight_finish_then_exits_0(store, tiny_path):
+def _serve_process(store, tiny_path, stderr):
+    """`mlx-lc serve` in a process of its own on a free port -> (process, port)."""
     cmd = [sys.executable, "-c", "from mlx_lc.cli import main; main()", "serve", "--model", str(tiny_path),
            "--port", "0", "--store", str(store)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True,
                             env={**os.environ, "MLX_LC_HOME": str(store)})
+    line = proc.stdout.readline()
+    if "http://127.0.0.1:" not in line:
+        proc.kill()
+        raise AssertionError((line, proc.stderr.read() if proc.stderr else proc.poll()))
+    return proc, int(line.split("http://127.0.0.1:")[1].split("/")[0])
+
+
+def test_sigterm_lets_requests_in_flight_finish_then_exits_0(store, tiny_path):
+    proc, port = _serve_process(store, tiny_path, subprocess.PIPE)
     try:
-        line = proc.stdout.readline()
-        assert "http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
-        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.request("POST", "/v1/completions", body=json.dumps(
             {"model": str(tiny_path), "prompt": "the cat", "max_tokens": 300, "stream": True}))
@@ -302,14 +309,8 @@ def test_8_clients_x_50_mixed_requests_twice_keep_memory_flat(store, tiny_path):
     huge, ...), all of it twice, against `mlx-lc serve` in a process of its own. Each bad request gets its
     4xx with a JSON error body, each good greedy answer is the one the same request got in the warm-up,
     the server keeps serving, and its RSS after the second load is where the first left it."""
-    cmd = [sys.executable, "-c", "from mlx_lc.cli import main; main()", "serve", "--model", str(tiny_path),
-           "--port", "0", "--store", str(store)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "MLX_LC_HOME": str(store)})
+    proc, port = _serve_process(store, tiny_path, subprocess.DEVNULL)
     try:
-        line = proc.stdout.readline()
-        assert "http://127.0.0.1:" in line, (line, proc.poll())
-        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
         models = [str(tiny_path), *MODELS]  # the base, 2 compositions, 2 tasks: within the default cache of 8
         good = [(m, t, mode) for m in models for t in TEXTS for mode in ("chat", "text", "stream")]
         bad = [b for b in BAD if b[3] != 413]  # the 10 MB body is tested above; here it would only be slow
