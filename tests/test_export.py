@@ -215,6 +215,72 @@ def test_quantization_matches_coremltools():
     assert quant.quantize(w[:8, :8], "int8") is None  # small tensors stay float, as in coremltools
 
 
+def test_quantization_in_row_chunks_equals_the_whole_tensor(monkeypatch):
+    w = np.random.default_rng(1).normal(size=(37, 96)).astype(np.float32)
+    whole = {m: quant.quantize(w, m) for m in ("int8", "int4")}
+    monkeypatch.setattr(quant, "CHUNK", 200)  # 2 rows at a time, the last chunk short
+    for mode, q in whole.items():
+        chunked = quant.quantize(w, mode)
+        assert np.array_equal(chunked.codes, q.codes) and np.array_equal(chunked.scale, q.scale)
+        assert np.array_equal(chunked.dequantize(np.float16), q.dequantize().astype(np.float16))
+
+
+@pytest.mark.parametrize("kind", ["bfloat16", "mlx int4"])
+def test_weights_are_read_from_disk_as_mlx_lm_loads_them(tmp_path, kind):
+    """Export reads each base tensor from the safetensors files when it converts it; what it reads
+    is what mlx_lm.load gives (an mlx-quantized checkpoint dequantized per tensor)."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.utils import dequantize_model, quantize_model
+
+    from mlx_lc import model_folder
+    from mlx_lc.export.package import load_model
+    from mlx_lc.export.weights import SafetensorsWeights
+
+    src = write_model(tmp_path / "f32", arch="qwen2", tie=False, seed=7)
+    model, tok = model_folder.load(str(src))
+    config = json.loads((src / "config.json").read_text())
+    if kind == "bfloat16":
+        model.set_dtype(mx.bfloat16)
+    else:
+        model, config = quantize_model(model, config, group_size=32, bits=4)
+    folder = model_folder.save(tmp_path / "m", model, tok, config)
+
+    weights = load_model(str(folder))[4]
+    assert isinstance(weights, SafetensorsWeights) and (kind == "mlx int4") == bool(weights.quantized)
+    loaded = model_folder.load(str(folder))[0]
+    expected = {k: np.array(v.astype(mx.float32)) for k, v in tree_flatten(dequantize_model(loaded).parameters())}
+    assert set(weights) == set(expected) and weights.shapes == {k: v.shape for k, v in expected.items()}
+    for name, want in expected.items():
+        assert np.array_equal(weights[name], want), name
+        assert np.array_equal(weights.read(name, np.float16), want.astype(np.float16)), name
+    rep = export(ExportConfig(model=str(folder), out=str(tmp_path / "e"), quantize="int4", context=CONTEXT,
+                              compositions=[parse("base:summarize+es=" + str(write_adapter(tmp_path / "a", src)))],
+                              verify=True, verify_steps=4), progress=False)
+    assert rep["verify"]["base"]["passed"], rep["verify"]
+
+
+def test_interpreter_holds_each_weight_once_in_its_stored_dtype(world):
+    """Functions share the package's constants: one array per weight for every function, float16 as
+    declared (int4 folded to float16, its codes not kept), never a float32 copy."""
+    from mlx_lc.export.interpret import Interpreter
+    from mlx_lc.export.verify import causal_mask
+
+    interp = Interpreter(pkg(world, "int4"))
+    fns = ("sum_es_prefill", "sum_es_decode")
+    for fn in fns:
+        interp.run(fn, {"inputIds": np.array([[1]], np.int32), "causalMask": causal_mask(1, 0)}, interp.make_state(fn))
+    prefill, decode = (interp._loaded[f].consts for f in fns)
+    big = {n for n, v in prefill.items() if v.size > 2048}
+    assert big and big <= set(decode)
+    assert all(prefill[n] is decode[n] for n in big)  # the same array, not an equal copy
+    assert {v.dtype for v in prefill.values() if v.dtype.kind == "f"} == {np.dtype(np.float16)}
+    assert not any(v.dtype == np.int8 for v in prefill.values())  # int4 codes dropped once folded
+    held = sum({id(v): v.nbytes for f in fns for v in interp._loaded[f].consts.values()}.values())
+    rep = world["int4"]  # the float16 bytes of the base weights and low-rank factors, plus small tables
+    assert held <= 2 * rep["base_params"] + rep["shared_lowrank_bytes"] + 64 * 1024, held
+
+
 # ---------------------------------------------------------------- manifest and files
 
 def test_manifest_matches_the_package(world):

@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import MlxLcError
 from . import quantize as quant
 from .graph import PROJECTIONS, Composition, Graph, rope_tables
+from .weights import read
 
 INPUT_IDS, CAUSAL_MASK, LOGITS = "inputIds", "causalMask", "logits"
 KEY_CACHE, VALUE_CACHE = "keyCache", "valueCache"
@@ -62,22 +63,30 @@ def io_description(g: Graph) -> dict:
 
 
 class _Consts:
-    """Constants shared by all functions: float16 copies made once, quantized weights once."""
+    """Constants shared by all functions, made once: the base weights in the form the package stores
+    them (float16, or quantized codes and scales), and float16 copies of the other constants."""
 
     def __init__(self, g: Graph, mode: str):
         self.g, self.mode = g, mode
         self.fp16: dict[str, np.ndarray] = {}
-        self.quantized: dict[str, quant.Quantized | None] = {}
+        self.quantized: dict[str, quant.Quantized | None] = {}  # every 2-D weight: None where it stays float16
 
     def half(self, key: str, arr: np.ndarray) -> np.ndarray:
         if key not in self.fp16:
             self.fp16[key] = np.ascontiguousarray(arr, dtype=np.float16)
         return self.fp16[key]
 
-    def quantize_all(self, progress=None) -> None:
-        names = [n for n in self.g.weights if n.endswith(".weight") and self.g.weights[n].ndim == 2]
-        for name in names:
-            self.quantized[name] = quant.quantize(self.g.weights[name], self.mode)
+    def read_all(self, progress=None) -> None:
+        """Read each base weight once (float32, from disk for a model folder) and keep only its
+        stored form: the export never holds the float model."""
+        for name, shape in self.g.shapes.items():
+            matrix = name.endswith(".weight") and len(shape) == 2
+            if matrix and quant.applies(shape, self.mode):
+                self.quantized[name] = quant.quantize(read(self.g.weights, name), self.mode)
+            else:  # read straight into float16: no float32 copy of a float weight
+                if matrix:
+                    self.quantized[name] = None
+                self.fp16[name] = read(self.g.weights, name, np.float16)
             if progress is not None:
                 progress.update(1)
 
@@ -89,10 +98,14 @@ class _Function:
         self.mb, self.types, self.g, self.comp, self.consts = mb, types, g, comp, consts
         self.cache: dict[str, object] = {}
 
-    def const(self, key: str, arr: np.ndarray, dtype=None):
-        """One const op per function per key; `weight_id` makes all functions share its blob."""
+    def const(self, key: str, arr: np.ndarray | None = None, dtype=None):
+        """One const op per function per key; `weight_id` makes all functions share its blob.
+        Without `arr`, a base weight that stays float16."""
         if key not in self.cache:
-            val = self.consts.half(key, arr) if dtype is None else np.asarray(arr, dtype=dtype)
+            if arr is None:
+                val = self.consts.fp16[key]
+            else:
+                val = self.consts.half(key, arr) if dtype is None else np.asarray(arr, dtype=dtype)
             var = self.mb.const(val=val, name=re.sub(r"\W", "_", key))
             var.op.weight_id = key
             self.cache[key] = var
@@ -104,7 +117,7 @@ class _Function:
             return self.cache["w:" + name]
         q = self.consts.quantized.get(name)
         if q is None:
-            var = self.const(name, self.g.weights[name])
+            var = self.const(name)
         else:
             dtype = self.types.np_int4_dtype if q.bits == 4 else np.int8
             codes = self.const(name + ".codes", q.codes, dtype=dtype)
@@ -117,8 +130,7 @@ class _Function:
         return self.const(f"zeros.{n}", np.zeros(n, np.float32))
 
     def linear(self, x, name: str, bias_name: str | None = None, out_name: str | None = None):
-        w = self.g.weights[name]
-        bias = self.const(bias_name, self.g.weights[bias_name]) if bias_name in self.g.weights else self.zeros(w.shape[0])
+        bias = self.const(bias_name) if bias_name in self.consts.fp16 else self.zeros(self.g.shapes[name][0])
         kwargs = {"name": out_name} if out_name else {}
         return self.mb.linear(x=x, weight=self.weight(name), bias=bias, **kwargs)
 
@@ -158,7 +170,7 @@ class _Function:
     def rmsnorm(self, x, name: str):
         # layer_norm over [x, -x] (mean 0, variance mean(x^2)) is exactly RMSNorm, computed by one
         # fused op: squaring in fp16 op by op would overflow once |x| > 256 (Qwen's outliers are larger).
-        mb, w = self.mb, self.g.weights[name]
+        mb, w = self.mb, self.consts.fp16[name]
         d = w.shape[0]
         both = mb.concat(values=[x, mb.mul(x=x, y=np.float16(-1.0))], axis=-1)
         y = mb.layer_norm(x=both, axes=[-1], gamma=self.const(name + ".x2", np.concatenate([w, w])),
@@ -246,9 +258,9 @@ def build_program(g: Graph, mode: str = "none", progress_factory=None):
 
     s, ctx = g.spec, g.context
     consts = _Consts(g, mode)
-    n_2d = sum(1 for n, w in g.weights.items() if n.endswith(".weight") and w.ndim == 2)
-    bar = progress_factory(total=n_2d, desc=f"quantize ({mode})", unit="tensor") if progress_factory else None
-    consts.quantize_all(bar)
+    desc = "read weights" + (f" ({mode})" if mode != "none" else "")
+    bar = progress_factory(total=len(g.shapes), desc=desc, unit="tensor") if progress_factory else None
+    consts.read_all(bar)
     if bar is not None:
         bar.close()
     cache_shape = (s.num_layers, 1, s.num_kv_heads, ctx, s.head_dim)

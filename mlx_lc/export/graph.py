@@ -1,7 +1,7 @@
 """An exporter-neutral description of the network: what to compute, and with which weights.
 
-A `Graph` holds the architecture (`ModelSpec`), the base weights in float32 under mlx-lm's names,
-and for each composition its low-rank updates as `LowRankTerm`s over a content-addressed tensor
+A `Graph` holds the architecture (`ModelSpec`), the base weights under mlx-lm's names (a mapping
+that reads each tensor in float32 when asked: `weights.SafetensorsWeights` for a model on disk), and for each composition its low-rank updates as `LowRankTerm`s over a content-addressed tensor
 store, so a factor used by two compositions (the same single-task LoRA, a calibration vector
 shared by all layers) is stored once. A backend (coreml.py today) turns it into its own ops.
 
@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import MlxLcError
+from .weights import shapes_of
 
 SUPPORTED = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
 PROJECTIONS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -176,20 +178,17 @@ class Composition:
 class Graph:
     spec: ModelSpec
     context: int  # KV cache length: P + T never exceeds it
-    weights: dict[str, np.ndarray]  # base weights, float32, mlx-lm names (model.layers.0.self_attn.q_proj.weight)
+    weights: Mapping[str, np.ndarray]  # base weights, float32 when read, mlx-lm names (model.layers.0.self_attn.q_proj.weight)
     store: TensorStore
     compositions: list[Composition]
     model_name: str = ""
 
-    def layer_weight(self, layer: int, rel: str, leaf: str = "weight") -> np.ndarray | None:
-        return self.weights.get(f"model.layers.{layer}.{rel}.{leaf}")
-
     @property
-    def head_weight(self) -> np.ndarray:
-        return self.weights["model.embed_tokens.weight" if self.spec.tie_word_embeddings else "lm_head.weight"]
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return shapes_of(self.weights)
 
     def num_base_params(self) -> int:
-        return sum(w.size for w in self.weights.values())
+        return sum(int(np.prod(s)) for s in self.shapes.values())
 
 
 def check_context(spec: ModelSpec, context: int, name: str = "model") -> None:
@@ -200,7 +199,7 @@ def check_context(spec: ModelSpec, context: int, name: str = "model") -> None:
                          f"{spec.max_position_embeddings}")
 
 
-def check_weights(spec: ModelSpec, weights: dict[str, np.ndarray], name: str = "model") -> None:
+def check_weights(spec: ModelSpec, shapes: dict[str, tuple[int, ...]], name: str = "model") -> None:
     """Every tensor the computation reads exists with the expected shape; list all problems at once."""
     d, hd = spec.hidden_size, spec.head_dim
     want = {"model.embed_tokens.weight": (spec.vocab_size, d), "model.norm.weight": (d,)}
@@ -216,12 +215,11 @@ def check_weights(spec: ModelSpec, weights: dict[str, np.ndarray], name: str = "
         want[p + "post_attention_layernorm.weight"] = (d,)
         for rel, shape in outs.items():
             want[p + rel + ".weight"] = shape
-            if p + rel + ".bias" in weights:
+            if p + rel + ".bias" in shapes:
                 want[p + rel + ".bias"] = (shape[0],)
-    errors = [f"{k} missing" for k in want if k not in weights]
-    errors += [f"{k} {tuple(weights[k].shape)} != {v}" for k, v in want.items()
-               if k in weights and tuple(weights[k].shape) != v]
-    errors += [f"{k} unexpected" for k in weights if k not in want]
+    errors = [f"{k} missing" for k in want if k not in shapes]
+    errors += [f"{k} {tuple(shapes[k])} != {v}" for k, v in want.items() if k in shapes and tuple(shapes[k]) != v]
+    errors += [f"{k} unexpected" for k in shapes if k not in want]
     if errors:
         more = f" (and {len(errors) - 6} more)" if len(errors) > 6 else ""
         raise MlxLcError(f"{name}: weights do not match its config: " + "; ".join(errors[:6]) + more)

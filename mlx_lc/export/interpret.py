@@ -1,14 +1,22 @@
 """A numpy interpreter for the saved Core ML package, so the export can be checked where Core ML
-cannot run (Linux). It reads the package's own milproto back with coremltools, and evaluates
-exactly the ops the exporter emits (plus the defaults the loader materialises), one at a time.
+cannot run (Linux). It walks the package's own milproto (coremltools decodes each constant), and
+evaluates exactly the ops the exporter emits, one at a time; an optional argument the package
+leaves out takes MIL's default.
 
 Precision follows the model: each op computes in float32 and rounds its result to the dtype the
 program declares (float16 everywhere here), as Apple GPUs store fp16 and accumulate in fp32.
 constexpr weights are dequantized once (to float16), as Core ML does at load time.
+
+Memory: a function is read when first run, its constants one at a time; each is kept once for
+all functions (an equal one, found by its bytes' hash, is the same array) in its declared dtype,
+and a constexpr op is folded then, so int4 codes are not kept beside their float16 values. A
+0.5B int4 package holds about its float16 weights, not a float32 copy per function.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -89,26 +97,37 @@ def _matmul(a):
     return x @ y
 
 
-def _linear(a):
-    y = _f32(a["x"]) @ _f32(a["weight"]).T
+def _linear(a, rows: int = 1 << 14):
+    # A float16 weight is widened a block of rows at a time: a vocabulary-sized head in float32 at
+    # once would be the largest allocation of the whole run.
+    x, w = _f32(a["x"]), a["weight"]
+    y = np.concatenate([x @ _f32(w[i:i + rows]).T for i in range(0, w.shape[0], rows)], axis=-1)
     return y + _f32(a["bias"]) if a.get("bias") is not None else y
 
 
-def _blockwise(a):
-    data, scale = np.asarray(a["data"]), _f32(a["scale"])
-    for axis in range(data.ndim):
-        block = data.shape[axis] // scale.shape[axis]
-        if block > 1:
-            scale = np.repeat(scale, block, axis=axis)
-    out = data.astype(np.float32)
-    if a.get("offset") is not None:
-        off = _f32(a["offset"])
-        for axis in range(data.ndim):
-            block = data.shape[axis] // off.shape[axis]
-            if block > 1:
-                off = np.repeat(off, block, axis=axis)
-        out = out - off
-    return out * scale
+def _blockwise(a, dtype=np.float32, rows: int = 1 << 12):
+    """(data - offset) * scale, the blocks' offset and scale repeated over their block; computed in
+    float32 a few rows (of the first axis) at a time and stored in `dtype`."""
+    data, scale, offset = np.asarray(a["data"]), np.asarray(a["scale"]), a.get("offset")
+
+    def expand(p, begin, end):  # p's rows covering data rows begin:end, repeated over each block
+        p = _f32(p)
+        block0 = data.shape[0] // p.shape[0]
+        p = p[begin // block0:(end - 1) // block0 + 1]
+        p = np.repeat(p, block0, axis=0)[begin % block0:begin % block0 + end - begin]
+        for axis in range(1, data.ndim):
+            if data.shape[axis] // p.shape[axis] > 1:
+                p = np.repeat(p, data.shape[axis] // p.shape[axis], axis=axis)
+        return p
+
+    out = np.empty(data.shape, dtype)
+    for i in range(0, data.shape[0], rows):
+        j = min(i + rows, data.shape[0])
+        x = data[i:j].astype(np.float32)
+        if offset is not None:
+            x = x - expand(np.asarray(offset), i, j)
+        out[i:j] = x * expand(scale, i, j)
+    return out
 
 
 def _slice_update(a):
@@ -154,7 +173,29 @@ OPS = {
     "constexpr_blockwise_shift_scale": _blockwise,
     "cast": lambda a: np.asarray(a["x"]),
 }
-STATE_OPS = ("read_state", "coreml_update_state")
+
+
+@dataclass
+class _Op:
+    type: str
+    name: str
+    inputs: dict[str, object]  # argument -> var name, ("state", name), or a list of them
+    outputs: list[tuple[str, np.dtype]]
+    last_use: tuple[str, ...] = ()  # values no later op reads: dropped after this one
+
+
+@dataclass
+class _Function:
+    inputs: dict[str, np.dtype]  # non-state inputs
+    states: dict[str, tuple[int, ...]]
+    consts: dict[str, np.ndarray]  # var name -> value, shared with other functions where equal
+    ops: list[_Op]
+    outputs: list[str]
+
+
+def _digest(val: np.ndarray) -> tuple:
+    data = np.ascontiguousarray(val).reshape(-1).view(np.uint8)
+    return val.dtype.str, val.shape, hashlib.sha1(data).hexdigest()
 
 
 class Interpreter:
@@ -164,70 +205,133 @@ class Interpreter:
         from .coreml import import_coremltools
 
         ct = import_coremltools()
-        from coremltools.converters.mil.frontend.milproto import load as milproto
         from coremltools.converters.mil.mil import types
 
         path = Path(path)
         if not (path / "Manifest.json").is_file():
             raise MlxLcError(f"not a Core ML package: {path}")
         self.spec = ct.utils.load_spec(str(path))
-        self.program = milproto.load(self.spec, self.spec.specificationVersion, str(path.joinpath(*WEIGHTS_DIR)))
+        self._weights_dir = str(path.joinpath(*WEIGHTS_DIR))
         self._types = types
-        self._consts: dict[tuple[str, str], np.ndarray] = {}
+        self._loaded: dict[str, _Function] = {}
+        self._shared: dict[tuple, np.ndarray] = {}  # digest of a constant (or of a folded op's inputs) -> value
+        self._live: set[tuple] = set()  # the digests loaded functions use
 
     @property
     def functions(self) -> list[str]:
-        return list(self.program.functions)
+        return list(self.spec.mlProgram.functions)
+
+    def _function(self, name: str) -> _Function:
+        if name not in self.spec.mlProgram.functions:
+            raise MlxLcError(f"no function {name!r} in the package (has {', '.join(self.functions)})")
+        if name not in self._loaded:
+            self._loaded[name] = self._load(name)
+        return self._loaded[name]
+
+    def _load(self, name: str) -> _Function:
+        """Walk one function's milproto: its ops, and its constants read one at a time (coremltools
+        decodes each value), folded where constexpr and shared with other functions where equal."""
+        from coremltools.converters.mil.frontend.milproto import load as milproto
+
+        types = self._types
+        fn = self.spec.mlProgram.functions[name]
+        block = fn.block_specializations[fn.opset]
+        context = milproto.TranscriptionContext(self._weights_dir)
+
+        def np_dtype(value_type):
+            t = milproto.proto_to_types(value_type)
+            return types.nptype_from_builtin(t.get_primitive() if types.is_tensor(t) else t)
+
+        inputs = {v.name: np_dtype(v.type) for v in fn.inputs if v.type.WhichOneof("type") == "tensorType"}
+        states = {v.name: tuple(d.constant.size for d in v.type.stateType.wrappedType.tensorType.dimensions)
+                  for v in fn.inputs if v.type.WhichOneof("type") == "stateType"}
+        consts: dict[str, np.ndarray] = {}
+        digests: dict[str, tuple] = {}
+
+        def constant(var: str, val, dtype) -> None:
+            val = np.asarray(val)
+            if val.dtype.kind == "f":  # rounded to the declared dtype
+                val = val.astype(dtype, copy=False)
+            key = _digest(val)
+            consts[var], digests[var] = self._shared.setdefault(key, val), key
+
+        ops = []
+        for op in block.operations:
+            outputs = [(o.name, np_dtype(o.type)) for o in op.outputs]
+            op_name = outputs[0][0] if outputs else op.type  # for messages: ops are named by their outputs
+            args: dict[str, object] = {}
+            for arg, spec in op.inputs.items():
+                names = []
+                for i, b in enumerate(spec.arguments):
+                    if b.WhichOneof("binding") == "name":
+                        names.append(("state", b.name) if b.name in states else b.name)
+                    else:  # an immediate value: a constant of its own
+                        var = f"{op_name}.{arg}.{i}"
+                        constant(var, milproto._load_value(context, b.value), np_dtype(b.value.type))
+                        names.append(var)
+                args[arg] = names if (len(names) > 1 or arg == "values") else names[0]
+            if op.type == "const":
+                constant(outputs[0][0], milproto._load_value(context, op.attributes["val"]), outputs[0][1])
+            elif op.type.startswith("constexpr_"):  # folded now: Core ML too computes it at load
+                key = (op.type, tuple(sorted((k, digests[v]) for k, v in args.items())))
+                if key not in self._shared:
+                    values = {k: consts[v] for k, v in args.items()}
+                    if op.type == "constexpr_blockwise_shift_scale":  # straight into its dtype, by rows
+                        self._shared[key] = _blockwise(values, outputs[0][1])
+                    else:
+                        self._shared[key] = np.asarray(self._op(op.type, op_name, values)[0]).astype(outputs[0][1])
+                consts[outputs[0][0]], digests[outputs[0][0]] = self._shared[key], key
+            else:
+                ops.append(_Op(op.type, op_name, args, outputs))
+        last: dict[str, int] = {}
+        for i, op in enumerate(ops):
+            for v in op.inputs.values():
+                for n in (v if isinstance(v, list) else [v]):
+                    if isinstance(n, str):
+                        last[n] = i
+        for i, op in enumerate(ops):
+            op.last_use = tuple(n for n, j in last.items() if j == i and n not in block.outputs)
+        used = set(last) | set(block.outputs)
+        consts = {n: v for n, v in consts.items() if n in used}  # a constexpr's inputs are not needed again
+        self._live |= {digests[n] for n in consts}
+        self._shared = {k: v for k, v in self._shared.items() if k in self._live}
+        return _Function(inputs, states, consts, ops, list(block.outputs))
 
     def state_shapes(self, function: str) -> dict[str, tuple[int, ...]]:
-        fn = self.program.functions[function]
-        return {name: tuple(var.sym_type.wrapped_type().get_shape()) for name, var in fn.inputs.items()
-                if self._types.is_state(var.sym_type)}
+        """The function's states and their shapes, read from the spec (nothing is loaded)."""
+        if function not in self.spec.mlProgram.functions:
+            raise MlxLcError(f"no function {function!r} in the package (has {', '.join(self.functions)})")
+        return {v.name: tuple(d.constant.size for d in v.type.stateType.wrappedType.tensorType.dimensions)
+                for v in self.spec.mlProgram.functions[function].inputs if v.type.WhichOneof("type") == "stateType"}
 
     def make_state(self, function: str) -> dict[str, np.ndarray]:
         return {name: np.zeros(shape, np.float16) for name, shape in self.state_shapes(function).items()}
 
-    def _np_dtype(self, var):
-        return self._types.nptype_from_builtin(var.dtype)
-
     def run(self, function: str, inputs: dict[str, np.ndarray], state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if function not in self.program.functions:
-            raise MlxLcError(f"no function {function!r} in the package (has {', '.join(self.functions)})")
-        fn = self.program.functions[function]
-        env: dict[str, object] = {}
-        for name, var in fn.inputs.items():
-            if not self._types.is_state(var.sym_type):
-                env[name] = np.asarray(inputs[name]).astype(self._np_dtype(var))
-        for op in fn.operations:
-            if op.op_type == "const" or op.op_type.startswith("constexpr_"):
-                key = (function, op.outputs[0].name)
-                if key not in self._consts:
-                    val = np.asarray(op.outputs[0].val if op.op_type == "const" else self._eval(op, env)[0])
-                    if val.dtype.kind == "f":  # rounded to the declared dtype once, kept in float32 for speed
-                        val = val.astype(self._np_dtype(op.outputs[0])).astype(np.float32)
-                    self._consts[key] = val
-                env[op.outputs[0].name] = self._consts[key]
-                continue
-            outs = self._eval(op, env, state)
-            for var, val in zip(op.outputs, outs):
-                env[var.name] = np.asarray(val).astype(self._np_dtype(var), copy=False)
-        return {var.name: env[var.name] for var in fn.outputs}
-
-    def _eval(self, op, env, state=None) -> list:
-        args = {}
-        for name, var in op.inputs.items():
-            if isinstance(var, (list, tuple)):
-                args[name] = [env[v.name] for v in var]
-            elif self._types.is_state(var.sym_type):
-                args[name] = var.name
+        fn = self._function(function)
+        env: dict[str, object] = dict(fn.consts)
+        for name, dt in fn.inputs.items():
+            env[name] = np.asarray(inputs[name]).astype(dt)
+        for op in fn.ops:
+            args = {}
+            for k, v in op.inputs.items():
+                args[k] = [env[x] for x in v] if isinstance(v, list) else v[1] if isinstance(v, tuple) else env[v]
+            if op.type == "read_state":
+                outs = [np.array(state[args["input"]], copy=True)]
+            elif op.type == "write_state":  # coreml_update_state as saved: write, then a read_state
+                state[args["input"]] = np.asarray(args["data"]).astype(np.float16)
+                outs = []
             else:
-                args[name] = env[var.name]
-        if op.op_type == "read_state":
-            return [np.array(state[args["input"]], copy=True)]
-        if op.op_type == "coreml_update_state":
-            state[args["state"]] = np.asarray(args["value"]).astype(np.float16)
-            return [state[args["state"]]]
-        if op.op_type not in OPS:
-            raise MlxLcError(f"the verifier does not know op {op.op_type!r} (in {op.name})")
-        out = OPS[op.op_type](args)
+                outs = self._op(op.type, op.name, args)
+            for (name, dt), val in zip(op.outputs, outs):
+                env[name] = np.asarray(val).astype(dt, copy=False)
+            for name in op.last_use:  # a prefill's activations are not all held to the end
+                env.pop(name, None)
+        return {name: env[name] for name in fn.outputs}
+
+    @staticmethod
+    def _op(op_type: str, name: str, args: dict) -> list:
+        if op_type not in OPS:
+            raise MlxLcError(f"the verifier does not know op {op_type!r} (in {name})")
+        out = OPS[op_type](args)
         return list(out) if isinstance(out, list) else [out]

@@ -6,6 +6,7 @@ sizes and, with verify, the measured agreement with MLX; it also marks the folde
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import shutil
 import tempfile
@@ -14,8 +15,6 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
 from .. import manifest as manifest_io
 from .. import model_folder
 from ..errors import MlxLcError
@@ -23,6 +22,7 @@ from ..outputs import atomic_dir, check_out, check_out_dir
 from . import coreml, quantize
 from .compositions import CompositionSpec, Resolved, resolve
 from .graph import Graph, ModelSpec, TensorStore, check_context, check_weights, spec_from_config
+from .weights import SafetensorsWeights
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json")
@@ -57,18 +57,24 @@ def read_spec(model: str) -> tuple[dict, ModelSpec]:
 
 
 def load_model(model: str):
-    """(mlx model, tokenizer, config, ModelSpec, float32 weights) with one-line errors."""
-    import mlx.core as mx
+    """(mlx model, tokenizer, config, ModelSpec, weights) with one-line errors.
+
+    The mlx model is loaded lazily and export never evaluates it: its layers' shapes check the
+    adapters. `weights` reads each base tensor from the safetensors files, in float32, when asked
+    (mlx-quantized checkpoints dequantized per tensor; Core ML's quantization is applied after)."""
+    import mlx.nn as nn
     from mlx.utils import tree_flatten
     from mlx_lm.utils import dequantize_model
 
     config, spec = read_spec(model)
-    m, tok = model_folder.load(model)
-    if config.get("quantization"):  # fuse and export from float; re-quantize for Core ML after
-        m = dequantize_model(m)
-    weights = {k: np.array(v.astype(mx.float32)) for k, v in tree_flatten(m.parameters())}
-    check_weights(spec, weights, model)
-    return m, tok, config, spec, weights
+    m, tok = model_folder.load(model, lazy=True)
+    quantized = {name: (mod.group_size, mod.bits, mod.mode) for name, mod in m.named_modules()
+                 if isinstance(mod, (nn.QuantizedLinear, nn.QuantizedEmbedding))}
+    if quantized:
+        m = dequantize_model(m)  # lazy as well: float layers, for the shapes
+    shapes = {k: tuple(v.shape) for k, v in tree_flatten(m.parameters())}
+    check_weights(spec, shapes, model)
+    return m, tok, config, spec, SafetensorsWeights(model_dir(model), shapes, quantized, model)
 
 
 def check_out_name(out: str | Path) -> None:
@@ -173,8 +179,10 @@ def export(cfg: ExportConfig, progress: bool = True) -> dict:
         if cfg.verify:
             from .verify import verify_package
 
-            report["verify"] = verify_package(pkg, resolved, model, tok, steps=cfg.verify_steps, progress=progress,
-                                              weights=weights, mode=cfg.quantize)
+            del model, graph  # nothing of the float model stays for the check (it loads its own)
+            gc.collect()
+            report["verify"] = verify_package(pkg, resolved, cfg.model, steps=cfg.verify_steps, progress=progress,
+                                              mode=cfg.quantize)
         report["export_seconds"] = round(time.perf_counter() - t0, 2)
         (tmp / "export.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         manifest_io.write(man, tmp / "manifest.json")
@@ -207,10 +215,10 @@ def verify_export(folder: str | Path, steps: int | None = None, progress: bool =
     folder = Path(folder)
     cfg, report = read_export(folder)
     coreml.import_coremltools()
-    model, tok, _, _, weights = load_model(cfg.model)
+    model = load_model(cfg.model)[0]
     resolved = [resolve(c, model, TensorStore(), cfg.model) for c in cfg.compositions]
-    report["verify"] = verify_package(folder / PACKAGE, resolved, model, tok, steps=steps or cfg.verify_steps,
-                                      progress=progress, weights=weights, mode=cfg.quantize)
+    report["verify"] = verify_package(folder / PACKAGE, resolved, cfg.model, steps=steps or cfg.verify_steps,
+                                      progress=progress, mode=cfg.quantize)
     tmp = folder / "export.json.tmp"  # replaced in one rename: an interrupted verify keeps the old report
     tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
     tmp.replace(folder / "export.json")

@@ -5,7 +5,8 @@ import MLXLCCore
 
 /// `LanguageModel` over one composition of an mlx-lc Core ML export: the composition's
 /// `prefill` and `decode` functions (named in manifest.json) run against one `MLState` that
-/// holds the KV cache, on `.cpuAndGPU` as stateful models want.
+/// holds the KV cache. Compute units default to CPU and Neural Engine: a Shortcut runs the
+/// intent in the background, where iOS restricts the GPU.
 ///
 /// Inputs follow the manifest's io section: token ids (int32 [1, T]) and an additive causal
 /// mask (fp16 [1, 1, T, P+T]; 0 where visible, the lowest fp16 elsewhere); the number P of
@@ -24,7 +25,7 @@ public final class CoreMLLanguageModel: LanguageModel {
     /// Loads the composition's functions from a compiled model (.mlmodelc) and checks them
     /// against the manifest.
     public static func load(compiledModel url: URL, manifest: Manifest, composition: Manifest.Composition,
-                            computeUnits: MLComputeUnits = .cpuAndGPU) async throws -> CoreMLLanguageModel {
+                            computeUnits: MLComputeUnits = .cpuAndNeuralEngine) async throws -> CoreMLLanguageModel {
         let io = try ModelIO(manifest.io)
         let prefill = try await loadFunction(composition.functions.prefill, url: url, computeUnits: computeUnits)
         let decode = composition.functions.decode == composition.functions.prefill

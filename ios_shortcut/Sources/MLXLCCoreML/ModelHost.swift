@@ -35,6 +35,10 @@ public actor ModelHost {
     /// shares the weights of functions loaded separately is not documented, and a phone has
     /// little memory to spare.
     public var keepWarm = 1
+    /// Where the model runs. One loaded model serves the app and the Shortcut, and the Shortcut's
+    /// intent runs in the background, where iOS restricts GPU work: CPU and Neural Engine by
+    /// default. An app that only generates in the foreground can make a host with `.cpuAndGPU`.
+    public let computeUnits: MLComputeUnits
     private var folder: ModelFolder?
     /// Which manifest.json `folder` was read from: its path and a fingerprint of its bytes.
     private var loadedStamp: String?
@@ -44,7 +48,9 @@ public actor ModelHost {
     private var session: GenerationSession?
     private var running = false
 
-    public init() {}
+    public init(computeUnits: MLComputeUnits = .cpuAndNeuralEngine) {
+        self.computeUnits = computeUnits
+    }
 
     /// The installed export, read again when its manifest.json changed.
     ///
@@ -135,7 +141,8 @@ public actor ModelHost {
 
     private func load(_ comp: Manifest.Composition, from folder: ModelFolder) async throws -> Generator {
         let url = try await compiledModel(folder)
-        let model = try await CoreMLLanguageModel.load(compiledModel: url, manifest: folder.manifest, composition: comp)
+        let model = try await CoreMLLanguageModel.load(compiledModel: url, manifest: folder.manifest, composition: comp,
+                                                       computeUnits: computeUnits)
         return try Generator(manifest: folder.manifest, tokenizer: folder.tokenizer, model: model)
     }
 
