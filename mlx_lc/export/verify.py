@@ -1,11 +1,11 @@
 """Check a saved package against MLX on the same tokens, without Core ML, and give a verdict.
 
-For each composition: MLX (computing in float32, the composition's update attached) prefills a
-prompt and decodes greedily for `steps` tokens; the numpy interpreter runs the package's prefill function on
-the same prompt, then its decode function on MLX's tokens, through the package's own KV state.
-Compared: the next-token logits after the prompt and after each step (max |difference|, absolute
-and relative to max |MLX logit|) and how often the two argmaxes agree (teacher-forced: both see
-MLX's tokens).
+For each composition: the numpy interpreter runs the package's prefill function on a prompt, then
+its decode function on its own greedy tokens for `steps` steps, through the package's KV state.
+MLX (computing in float32, the composition's update attached) then reads the same prompt and
+tokens in one pass. Compared: the next-token logits after the prompt and after each step (max
+|difference|, absolute and relative to max |MLX logit|) and how often the two argmaxes agree
+(teacher-forced: both see the package's tokens).
 
 The verdict is the exporter's own error. MLX holds the SAME base weights the package stores,
 in float16 as the package does: for int4/int8 re-quantised here from the source model and
@@ -14,8 +14,9 @@ float32 from the embedding on, so every op computes in float32 on those weights.
 the float model (its weights in float16), which is int4's or int8's own error, is reported beside
 it for information.
 
-Memory: MLX runs first, holding the base weights once in float16 (one model at a time: the float
-model's pass loads a fresh one); then the package's interpreter, about the same again.
+Memory: one holder of the base weights at a time, each about their float16 size: the package's
+interpreter, then the MLX model on the package's weights, then (int4/int8) a fresh one on the
+float weights.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ SAMPLE = ("Anna: Shall we meet at the café on Friday at seven?\n"
 # Largest max |logit difference| / max |MLX logit| a correct package may show. The package holds
 # every weight and intermediate in float16 (unit roundoff u = 2^-11 = 4.9e-4); MLX computes in float32
 # on the same (dequantised) weights. Measured on correct exports (BENCHMARKS.md, "Core ML export"):
-# 4.7e-4 .. 9.5e-4 on the tests' tiny llama and qwen2 models (none, int8, int4), 1.5e-3 on a
-# random Qwen2.5-0.5B-shaped model (24 layers, int4): one to three roundings of the largest logit.
-# 1e-2 (about 20u) leaves a 6.5x margin above the largest for longer prompts and deeper models,
-# while a changed weight lands above it (one projection of the tiny model scaled by 1.5: 0.026 ..
-# 0.097; by 1.1: 0.006 .. 0.019, so a change that small to one matrix can pass).
+# 4.2e-4 .. 7.6e-4 on tiny llama and qwen2 models (none, int8, int4), 1.4e-3 on a random
+# Qwen2.5-0.5B-shaped model (24 layers, int4): one to three roundings of the largest logit.
+# 1e-2 (about 20u) leaves a 7x margin above the largest for longer prompts and deeper models,
+# while a changed weight lands above it (one projection of the tiny models scaled by 1.5: 0.055 ..
+# 0.21; by 1.1: 0.012 .. 0.046, so a change much smaller than that to one matrix can pass).
 REL_TOLERANCE = 1e-2
 
 
@@ -48,41 +49,31 @@ def causal_mask(t: int, p: int) -> np.ndarray:
     return np.where(j <= i, 0.0, np.finfo(np.float16).min).astype(np.float16)[None, None]
 
 
-def mlx_reference(model, tokens: list[int], steps: int, feed: list[int] | None = None) -> tuple[list[np.ndarray], list[int]]:
-    """Next-token logits (V,) after the prompt, then after each step, and the greedy tokens, in float32.
-    `feed`: the tokens to decode instead of its own greedy ones (another run's, to compare on them).
-    The embeddings enter as float32, so each layer computes in float32 whatever its weights' dtype."""
+def mlx_logits(model, tokens: list[int], feed: list[int]) -> list[np.ndarray]:
+    """Next-token logits (V,) in float32 after the prompt `tokens`, then after each token of `feed`:
+    one teacher-forced pass. The embeddings enter as float32, so each layer computes in float32
+    whatever its weights' dtype."""
     import mlx.core as mx
-    from mlx_lm.models.cache import make_prompt_cache
 
-    def forward(ids: list[int], cache=None) -> np.ndarray:  # (len(ids), V) float32
-        x = mx.array(ids)[None]
-        h = model.model.embed_tokens(x).astype(mx.float32)
-        return np.array(model(x, cache=cache, input_embeddings=h)[0].astype(mx.float32))
-
-    if feed is not None:  # teacher-forced: one pass over the prompt and the fed tokens
-        out = list(forward(list(tokens) + list(feed[:steps]))[len(tokens) - 1:])
-        return out, [int(np.argmax(r)) for r in out]
-    cache = make_prompt_cache(model)
-    out = [forward(tokens, cache)[-1]]
-    greedy = [int(np.argmax(out[-1]))]
-    for _ in range(steps):
-        out.append(forward([greedy[-1]], cache)[-1])
-        greedy.append(int(np.argmax(out[-1])))
-    return out, greedy
+    x = mx.array(list(tokens) + list(feed))[None]
+    h = model.model.embed_tokens(x).astype(mx.float32)
+    return list(np.array(model(x, input_embeddings=h)[0, len(tokens) - 1:].astype(mx.float32)))
 
 
-def run_package(interp: Interpreter, fns: dict[str, str], tokens: list[int], feed: list[int]) -> list[np.ndarray]:
-    """Prefill `tokens`, then decode each token of `feed` through the package's state: (V,) logits each."""
+def run_package(interp: Interpreter, fns: dict[str, str], tokens: list[int], steps: int) -> tuple[list[np.ndarray], list[int]]:
+    """Prefill `tokens`, then decode `steps` greedy tokens through the package's state: the (V,)
+    logits after the prompt and after each step, and the greedy tokens."""
     state = interp.make_state(fns["prefill"])
     t = len(tokens)
     res = interp.run(fns["prefill"], {INPUT_IDS: np.array([tokens], np.int32), CAUSAL_MASK: causal_mask(t, 0)}, state)
     out = [res[LOGITS][0, -1].astype(np.float32)]
-    for i, tok in enumerate(feed):
-        res = interp.run(fns["decode"], {INPUT_IDS: np.array([[tok]], np.int32), CAUSAL_MASK: causal_mask(1, t + i)},
-                         state)
+    greedy = [int(np.argmax(out[-1]))]
+    for i in range(steps):
+        res = interp.run(fns["decode"], {INPUT_IDS: np.array([[greedy[-1]]], np.int32),
+                                         CAUSAL_MASK: causal_mask(1, t + i)}, state)
         out.append(res[LOGITS][0, -1].astype(np.float32))
-    return out
+        greedy.append(int(np.argmax(out[-1])))
+    return out, greedy
 
 
 def compare(ref: list[np.ndarray], got: list[np.ndarray]) -> dict:
@@ -147,42 +138,47 @@ def verify_package(path, resolved, model: str, steps: int = 16, text: str = SAMP
     from tqdm import tqdm
 
     from ..generate import remove_adapters
+    from .package import load_model
 
     interp = Interpreter(path)
     context = interp.state_shapes(interp.functions[0])["keyCache"][3]
+    tokenizer = load_model(model)[1]  # the model itself stays lazy: nothing read
     bar = tqdm(total=len(resolved) * (3 if mode != "none" else 2), desc="verify", disable=not progress)
+    prompts, package = {}, {}
+    for r in resolved:
+        prompts[r.spec.name] = prompt_tokens(tokenizer, r.graph.task, context, steps, text)
+        package[r.spec.name] = run_package(interp, function_names(r.graph), prompts[r.spec.name], steps)
+        bar.update(1)
+    del interp
+    gc.collect()
 
-    def references(base_mode: str, feeds=None) -> dict:
-        mlx_model, tokenizer = reference_model(model, base_mode)
+    def references(base_mode: str) -> dict:
+        mlx_model, _ = reference_model(model, base_mode)
         out = {}
         for r in resolved:
-            tokens = prompt_tokens(tokenizer, r.graph.task, context, steps, text)
             r.apply_to_mlx(mlx_model)
             try:
-                out[r.spec.name] = (tokens, *mlx_reference(mlx_model, tokens, steps,
-                                                           None if feeds is None else feeds[r.spec.name]))
+                out[r.spec.name] = mlx_logits(mlx_model, prompts[r.spec.name], package[r.spec.name][1][:-1])
             finally:
                 remove_adapters(mlx_model)
             bar.update(1)
         del mlx_model
         gc.collect()
-        mx.clear_cache()  # the next model, or the interpreter, reuses this memory
+        mx.clear_cache()  # the next model reuses this memory
         return out
 
     refs = references(mode)
-    float_refs = references("none", {n: greedy[:-1] for n, (_, _, greedy) in refs.items()}) if mode != "none" else {}
+    float_refs = references("none") if mode != "none" else {}
+    bar.close()
 
     report = {}
     for r in resolved:
-        tokens, ref, greedy = refs[r.spec.name]
-        got = run_package(interp, function_names(r.graph), tokens, greedy[:-1])
-        report[r.spec.name] = {"prompt_tokens": len(tokens), "decode_steps": steps, **compare(ref, got),
-                               "tolerance": REL_TOLERANCE}
+        got = package[r.spec.name][0]
+        report[r.spec.name] = {"prompt_tokens": len(prompts[r.spec.name]), "decode_steps": steps,
+                               **compare(refs[r.spec.name], got), "tolerance": REL_TOLERANCE}
         if mode != "none":  # information only: what int4/int8 costs against the float model
-            q = compare(float_refs[r.spec.name][1], got)
+            q = compare(float_refs[r.spec.name], got)
             report[r.spec.name]["quantization"] = {k: q[k] for k in ("max_abs_err", "max_rel_err", "greedy_agree",
                                                                       "greedy_total")}
         report[r.spec.name]["passed"] = passes(report[r.spec.name])
-        bar.update(1)
-    bar.close()
     return report
