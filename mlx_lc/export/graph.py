@@ -1,7 +1,8 @@
 """An exporter-neutral description of the network: what to compute, and with which weights.
 
 A `Graph` holds the architecture (`ModelSpec`), the base weights under mlx-lm's names (a mapping
-that reads each tensor in float32 when asked: `weights.SafetensorsWeights` for a model on disk), and for each composition its low-rank updates as `LowRankTerm`s over a content-addressed tensor
+that reads each tensor in float32 when asked: `weights.SafetensorsWeights` for a model on disk),
+and for each composition its low-rank updates as `LowRankTerm`s over a content-addressed tensor
 store, so a factor used by two compositions (the same single-task LoRA, a calibration vector
 shared by all layers) is stored once. A backend (coreml.py today) turns it into its own ops.
 
