@@ -243,8 +243,7 @@ class Interpreter:
             return types.nptype_from_builtin(t.get_primitive() if types.is_tensor(t) else t)
 
         inputs = {v.name: np_dtype(v.type) for v in fn.inputs if v.type.WhichOneof("type") == "tensorType"}
-        states = {v.name: tuple(d.constant.size for d in v.type.stateType.wrappedType.tensorType.dimensions)
-                  for v in fn.inputs if v.type.WhichOneof("type") == "stateType"}
+        states = self.state_shapes(name)
         consts: dict[str, np.ndarray] = {}
         digests: dict[str, tuple] = {}
 
